@@ -4,7 +4,7 @@
  * keeping the aspect ratio, so user photos are squashed the same way: what the model saw
  * in training is what it sees now.
  */
-import sharp from "sharp";
+import sharp, { type Sharp } from "sharp";
 
 /** Raw interleaved 8-bit pixels. channels may be 1 (grey), 3 (RGB) or 4 (RGBA). */
 export interface RawImage {
@@ -34,7 +34,7 @@ export async function toRgbSquare(
   size: number,
   opts: { pixelLimit?: number; flip?: boolean } = {},
 ): Promise<Uint8Array> {
-  let img: sharp.Sharp;
+  let img: Sharp;
   if (isRaw(input)) {
     const { width, height, channels, data } = input;
     if (![1, 3, 4].includes(channels) || data.length !== width * height * channels) {

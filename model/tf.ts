@@ -10,8 +10,6 @@ let ready: Promise<string> | undefined;
 
 export function initBackend(): Promise<string> {
   ready ??= (async () => {
-    // tfjs prints a banner about tfjs-node on first use; it is noise for a CLI or a server.
-    tf.env().set("IS_TEST", true);
     if (tf.getBackend() !== "wasm") await tf.setBackend("wasm");
     await tf.ready();
     return tf.getBackend();

@@ -1,0 +1,176 @@
+/**
+ * Turning decoder steps into captions: greedy and beam search. Both are one loop over steps
+ * that yields after every step, so a caller can stream words as they are decided. Tensors
+ * never leave this file: events carry plain numbers.
+ */
+import { imageState, step, toLogits, type Params } from "./decoder.ts";
+import { mm } from "./fastgrad.ts";
+import { tf } from "./tf.ts";
+import { END, PAD, START, UNK } from "./vocab.ts";
+
+export interface SearchOptions {
+  beam: number;
+  maxLen: number;
+  /** Length normalisation: hypotheses are ranked by logP / len^lengthPenalty. */
+  lengthPenalty: number;
+  /** Forbid repeating any word trigram ("a man in a red shirt and a man in a red shirt"). */
+  blockRepeats: boolean;
+  signal?: AbortSignal;
+}
+
+/** A hypothesis as plain data. */
+export interface Hypothesis {
+  ids: number[];
+  probs: number[];
+  alphas: Float32Array[];
+  logp: number;
+}
+
+/** What the search yields after each step: the current best hypothesis. */
+export interface SearchEvent {
+  index: number;
+  best: Hypothesis;
+}
+
+const BANNED = [PAD, START, UNK];
+
+/** One inference step for K rows: previous word ids -> new state, log-probabilities [K, V], attention [K, L]. */
+function inferStep(p: Params, img: ReturnType<typeof imageState>, h: tf.Tensor2D, c: tf.Tensor2D, prev: Int32Array) {
+  return tf.tidy(() => {
+    const emb = tf.gather(p.embedding, tf.tensor1d(prev, "int32")) as tf.Tensor2D;
+    const s = step(p, img, h, c, mm(emb, p.wordIn as tf.Tensor2D));
+    return { h: s.h, c: s.c, logp: tf.logSoftmax(toLogits(p, s.out)), alpha: s.alpha };
+  });
+}
+
+const normScore = (h: Hypothesis, alpha: number) => h.logp / Math.pow(Math.max(1, h.ids.length), alpha);
+
+function repeatsTrigram(ids: number[], next: number): boolean {
+  const n = ids.length;
+  if (n < 2) return false;
+  const a = ids[n - 2], b = ids[n - 1];
+  for (let i = 0; i + 2 < n; i++) if (ids[i] === a && ids[i + 1] === b && ids[i + 2] === next) return true;
+  return false;
+}
+
+/**
+ * Beam search over one image's features [1, L, D] (beam 1 = greedy). Yields the best live-or-
+ * finished hypothesis after every step and returns the final best one (without <end>).
+ */
+export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): AsyncGenerator<SearchEvent, Hypothesis, void> {
+  const K = Math.max(1, Math.floor(o.beam));
+  const [, L, D] = feats.shape;
+  // Rows of the state are beams; all share the same image.
+  const img = tf.tidy(() => imageState(p, feats.broadcastTo([K, L, D]) as tf.Tensor3D));
+  let { h, c } = img;
+  let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0 }];
+  const finished: Hypothesis[] = [];
+  try {
+    for (let t = 0; t < o.maxLen + 1 && live.length; t++) {
+      if (o.signal?.aborted) throw o.signal.reason ?? new Error("aborted");
+      const prev = Int32Array.from({ length: K }, (_, k) => (live[k] ? live[k].ids.at(-1) ?? START : START));
+      const out = inferStep(p, img, h, c, prev);
+      tf.dispose([h, c]);
+      ({ h, c } = out);
+      const [logp, alpha] = await Promise.all([out.logp.data() as Promise<Float32Array>, out.alpha.data() as Promise<Float32Array>]);
+      tf.dispose([out.logp, out.alpha]);
+      const V = logp.length / K;
+      // Top candidates over (beam, word); rows beyond live.length are padding and ignored.
+      const cands: { k: number; w: number; lp: number }[] = [];
+      for (let k = 0; k < live.length; k++) {
+        const row = logp.subarray(k * V, (k + 1) * V);
+        for (const b of BANNED) row[b] = -Infinity;
+        if (t === o.maxLen) { // out of room: the only move left is to stop
+          cands.push({ k, w: END, lp: live[k].logp + row[END] });
+          continue;
+        }
+        // Keep this row's best K+1 words (one more than needed, in case one is blocked).
+        const top: number[] = [];
+        for (let w = 0; w < V; w++) {
+          if (top.length <= K || row[w] > row[top[top.length - 1]]) {
+            if (o.blockRepeats && w !== END && repeatsTrigram(live[k].ids, w)) continue;
+            top.push(w);
+            top.sort((x, y) => row[y] - row[x]);
+            if (top.length > K + 1) top.pop();
+          }
+        }
+        for (const w of top) cands.push({ k, w, lp: live[k].logp + row[w] });
+      }
+      cands.sort((a, b) => b.lp - a.lp);
+      const next: Hypothesis[] = [];
+      const parents: number[] = [];
+      for (const cd of cands) {
+        if (next.length >= K) break;
+        const src = live[cd.k];
+        const hyp: Hypothesis = {
+          ids: [...src.ids, cd.w],
+          probs: [...src.probs, Math.exp(cd.lp - src.logp)],
+          alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)],
+          logp: cd.lp,
+        };
+        if (cd.w === END) {
+          finished.push(hyp);
+          // Greedy stops at <end>; a beam keeps going while a live hypothesis could still win.
+          if (K === 1) break;
+        } else {
+          next.push(hyp);
+          parents.push(cd.k);
+        }
+      }
+      live = next;
+      if (live.length) {
+        const idx = tf.tensor1d(Int32Array.from({ length: K }, (_, k) => parents[Math.min(k, parents.length - 1)]), "int32");
+        const [h2, c2] = [tf.gather(h, idx), tf.gather(c, idx)] as tf.Tensor2D[];
+        tf.dispose([h, c, idx]);
+        [h, c] = [h2, c2];
+      }
+      // Stop once K hypotheses have finished and none alive can beat the best of them.
+      const bestDone = finished.length ? Math.max(...finished.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
+      if (finished.length >= K && live.every((l) => normScore(l, o.lengthPenalty) < bestDone)) live = [];
+      const pool = [...finished, ...live];
+      const best = pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a));
+      yield { index: t, best: trimEnd(best) };
+    }
+    const pool = finished.length ? finished : live;
+    return trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));
+  } finally {
+    tf.dispose([h, c, img.v, img.vT, img.keys]);
+  }
+}
+
+function trimEnd(h: Hypothesis): Hypothesis {
+  if (h.ids.at(-1) !== END) return h;
+  return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp };
+}
+
+/** Greedy decoding of a batch [B, L, D] at once (for evaluation): word ids per image, without <end>. */
+export function greedyBatch(p: Params, feats: tf.Tensor3D, maxLen: number): number[][] {
+  const B = feats.shape[0];
+  const img = tf.tidy(() => imageState(p, feats));
+  let { h, c } = img;
+  const out: number[][] = Array.from({ length: B }, () => []);
+  const done = new Array<boolean>(B).fill(false);
+  let prev = new Int32Array(B).fill(START);
+  try {
+    for (let t = 0; t < maxLen && !done.every(Boolean); t++) {
+      const s = inferStep(p, img, h, c, prev);
+      tf.dispose([h, c]);
+      ({ h, c } = s);
+      const logp = s.logp.dataSync() as Float32Array;
+      tf.dispose([s.logp, s.alpha]);
+      const V = logp.length / B;
+      prev = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        let best = END;
+        for (let w = 0; w < V; w++) if (!BANNED.includes(w) && logp[b * V + w] > logp[b * V + best]) best = w;
+        prev[b] = best;
+        if (done[b]) continue;
+        if (best === END) done[b] = true;
+        else out[b].push(best);
+      }
+    }
+  } finally {
+    tf.dispose([h, c, img.v, img.vT, img.keys]);
+  }
+  return out;
+}

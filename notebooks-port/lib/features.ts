@@ -1,0 +1,47 @@
+/**
+ * The feature cache written by features.ts: per encoder, one float32 file per chunk of images,
+ * so extraction resumes where it stopped and can run as several processes (--shard).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { featureDir } from "./paths.ts";
+
+export const CHUNK = 256;
+
+export interface FeatureIndex {
+  encoder: string;
+  grid: [number, number];
+  channels: number;
+  /** image files in extraction order; row i of the cache is images[i] */
+  images: string[];
+  /** variants extracted: "orig" for every image, "flip" (mirrored) for training images */
+  variants: Record<string, number>; // variant -> number of images it covers (prefix of `images`)
+}
+
+export const chunkFile = (encoder: string, variant: string, chunk: number) =>
+  path.join(featureDir(encoder), `${variant}-${String(chunk).padStart(3, "0")}.f32`);
+
+export function readIndex(encoder: string): FeatureIndex {
+  const f = path.join(featureDir(encoder), "index.json");
+  if (!existsSync(f)) throw Object.assign(new Error(`no feature cache at ${f}: run \`npm run pipeline:features\` first`), { name: "DataError" });
+  return JSON.parse(readFileSync(f, "utf8"));
+}
+
+/** Loads one variant's features for the given images as a [n, regions*channels] Float32Array. */
+export function loadFeatures(index: FeatureIndex, variant: string, files: string[]): Float32Array {
+  const per = index.grid[0] * index.grid[1] * index.channels;
+  const row = new Map(index.images.map((f, i) => [f, i]));
+  const out = new Float32Array(files.length * per);
+  const cache = new Map<number, Float32Array>();
+  files.forEach((f, i) => {
+    const r = row.get(f);
+    if (r === undefined || r >= (index.variants[variant] ?? 0)) throw new Error(`no ${variant} features for ${f}`);
+    const c = Math.floor(r / CHUNK);
+    if (!cache.has(c)) {
+      const buf = readFileSync(chunkFile(index.encoder, variant, c));
+      cache.set(c, new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4));
+    }
+    out.set(cache.get(c)!.subarray((r % CHUNK) * per, (r % CHUNK + 1) * per), i * per);
+  });
+  return out;
+}

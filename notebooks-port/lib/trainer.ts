@@ -1,0 +1,319 @@
+/**
+ * The training loop shared by train.ts and finetune.ts (fine-tuning is training from trained
+ * weights with other settings, as in nanoGPT). Reads top to bottom: settings, data, replicas,
+ * then one loop of epochs with evaluation, checkpoints, learning-rate decay and early stopping.
+ */
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { Worker } from "node:worker_threads";
+import { DEFAULT_CONFIG, type DecoderConfig } from "../../model/config.ts";
+import { paramShapes } from "../../model/decoder.ts";
+import { END, START, type Vocabulary } from "../../model/vocab.ts";
+import { loadDataset } from "./dataset.ts";
+import { loadFeatures, readIndex } from "./features.ts";
+import { scoreCaptions } from "./metrics.ts";
+import { CHECKPOINT_DIR, EMBEDDING_FILE, RUNS_DIR } from "./paths.ts";
+import { writeChart } from "./plot.ts";
+import { fmt, Progress } from "./progress.ts";
+import type { WorkerInit, WorkerRequest } from "./train-worker.ts";
+
+export const TRAIN_DEFAULTS = {
+  name: "sat-centernet", // run name: checkpoints/<name>/ and runs/<name>/
+  encoder: "centernet-mnv3-256",
+  embedDim: DEFAULT_CONFIG.embedDim,
+  hiddenDim: DEFAULT_CONFIG.hiddenDim,
+  attnDim: DEFAULT_CONFIG.attnDim,
+  outDim: DEFAULT_CONFIG.outDim,
+  maxLen: DEFAULT_CONFIG.maxLen,
+  init: "auto", // auto: resume checkpoints/<name> if present; scratch; or a checkpoint folder to start from
+  workers: 2, // data-parallel replicas, one per core
+  batch: 128, // captions per step, split across workers
+  lr: 8e-4,
+  lrDecay: 0.7, // multiply the learning rate after an epoch without a better dev CIDEr-D
+  epochs: 20,
+  patience: 4, // stop after this many epochs without a better dev CIDEr-D
+  dropout: 0.5,
+  attnReg: 1, // doubly stochastic attention penalty (lambda)
+  clip: 5, // global gradient-norm clip
+  flip: true, // train on mirrored images too (with left/right swapped in the caption)
+  glove: true, // start word vectors from GloVe
+  trainEmbeddings: false, // GloVe vectors stay frozen unless fine-tuning
+  maxImages: 0, // > 0: use only this many train and dev images (quick runs, tests)
+  saveEvery: 100, // steps between mid-epoch checkpoints
+  logEvery: 20, // steps between training-loss points on the curve
+  seed: 1,
+};
+export type TrainConfig = typeof TRAIN_DEFAULTS;
+
+interface EpochRecord { epoch: number; trainXent: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number }
+interface State {
+  epoch: number; stepInEpoch: number; step: number; lr: number;
+  best: { cider: number; epoch: number }; badEpochs: number;
+  history: EpochRecord[]; steps: [number, number][]; trainSeconds: number; tokens: number;
+  config: TrainConfig; decoder: DecoderConfig;
+}
+
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Time-major teacher-forcing arrays for a list of captions (ids without start/end). */
+export function toBatch(caps: number[][]): { input: Int32Array; target: Int32Array; T: number; B: number; tokens: number } {
+  const B = caps.length, T = Math.max(...caps.map((c) => c.length)) + 1;
+  const input = new Int32Array(T * B), target = new Int32Array(T * B);
+  let tokens = 0;
+  caps.forEach((c, b) => {
+    for (let t = 0; t <= c.length; t++) {
+      input[t * B + b] = t === 0 ? START : c[t - 1];
+      target[t * B + b] = t < c.length ? c[t] : END;
+      tokens++;
+    }
+  });
+  return { input, target, T, B, tokens };
+}
+
+class Replica {
+  private waiting: ((m: any) => void) | null = null;
+  constructor(readonly worker: Worker) {
+    worker.on("message", (m) => {
+      if (m.type === "error") {
+        console.error(`\ntraining worker failed:\n${m.message}`);
+        process.exit(1);
+      }
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(m);
+    });
+    worker.on("error", (e) => { console.error("\ntraining worker crashed:", e); process.exit(1); });
+  }
+  call(msg: WorkerRequest | null): Promise<any> {
+    return new Promise((res) => {
+      this.waiting = res;
+      if (msg) this.worker.postMessage(msg);
+    });
+  }
+}
+
+function shared(data: Float32Array): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(data.byteLength);
+  new Float32Array(sab).set(data);
+  return sab;
+}
+
+export async function train(cfg: TrainConfig): Promise<State> {
+  const ckptDir = path.join(CHECKPOINT_DIR, cfg.name);
+  const runDir = path.join(RUNS_DIR, cfg.name);
+  mkdirSync(ckptDir, { recursive: true });
+  mkdirSync(runDir, { recursive: true });
+
+  // ---- data
+  const { data, vocab } = loadDataset();
+  const index = readIndex(cfg.encoder);
+  const trainImgs = cfg.maxImages ? data.splits.train.slice(0, cfg.maxImages) : data.splits.train;
+  const devImgs = cfg.maxImages ? data.splits.dev.slice(0, cfg.maxImages) : data.splits.dev;
+  const nTrain = trainImgs.length;
+  process.stderr.write(`loading features for ${nTrain} train (${cfg.flip ? "+ mirrored" : "no mirror"}) and ${devImgs.length} dev images...\n`);
+  const trainFiles = trainImgs.map((i) => i.file);
+  const orig = loadFeatures(index, "orig", trainFiles);
+  const trainRows = new Float32Array(orig.length * (cfg.flip ? 2 : 1));
+  trainRows.set(orig);
+  if (cfg.flip) trainRows.set(loadFeatures(index, "flip", trainFiles), orig.length);
+  const devRows = loadFeatures(index, "orig", devImgs.map((i) => i.file));
+  const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
+  const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
+  const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
+  const swap = new Map([[vocab.id("left"), vocab.id("right")], [vocab.id("right"), vocab.id("left")]]);
+
+  // ---- model and state
+  const decoder: DecoderConfig = {
+    encoder: index.encoder, grid: index.grid, featureDim: index.channels, vocabSize: vocab.size,
+    embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
+  };
+  const stateFile = path.join(ckptDir, "state.json");
+  const resuming = cfg.init === "auto" && existsSync(stateFile);
+  let state: State = resuming
+    ? JSON.parse(readFileSync(stateFile, "utf8"))
+    : { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder };
+  if (resuming) {
+    process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
+    if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
+  }
+  const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
+  if (startFrom && !existsSync(path.join(startFrom, "params.json"))) throw new Error(`no checkpoint at ${startFrom}`);
+  let glove: Float32Array | null = null;
+  if (cfg.glove && !startFrom) {
+    if (!existsSync(EMBEDDING_FILE)) throw new Error(`${EMBEDDING_FILE} missing: run \`npm run pipeline:embeddings\` (or pass --glove=false)`);
+    const buf = readFileSync(EMBEDDING_FILE);
+    glove = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    if (glove.length !== vocab.size * cfg.embedDim) throw new Error(`${EMBEDDING_FILE} does not match the vocabulary: rerun \`npm run pipeline:embeddings\``);
+  }
+  const shapes = paramShapes(decoder);
+  const trainable = Object.keys(shapes).filter((n) => cfg.trainEmbeddings || n !== "embedding");
+  const nParams = trainable.reduce((s, n) => s + shapes[n].reduce((a, b) => a * b, 1), 0);
+
+  // ---- replicas
+  const trainSab = shared(trainRows), devSab = shared(devRows);
+  const avgSab = new SharedArrayBuffer(nParams * 4);
+  const avg = new Float32Array(avgSab);
+  const gradSabs = Array.from({ length: cfg.workers }, () => new SharedArrayBuffer(nParams * 4));
+  const replicas = gradSabs.map((grad, id) => {
+    const init: WorkerInit = {
+      id, config: decoder, glove, train: trainSab, dev: devSab, grad, avg: avgSab, trainable, lr: state.lr, seed: cfg.seed,
+      resumeFrom: startFrom, freshOptimizer: !resuming,
+    };
+    return new Replica(new Worker(new URL("./worker-boot.mjs", import.meta.url), { workerData: { ...init, module: new URL("./train-worker.ts", import.meta.url).href } }));
+  });
+  await Promise.all(replicas.map((r) => r.call(null)));
+  process.stderr.write(`${cfg.workers} replicas ready: ${nParams.toLocaleString()} trainable parameters, ${captions.length} training captions\n`);
+
+  const evaluate = async (): Promise<{ devXent: number; bleu4: number; cider: number; samples: string[] }> => {
+    // Teacher-forced dev loss, batches split across replicas.
+    let xsum = 0, tsum = 0;
+    const chunks: (typeof devCaps)[] = [];
+    for (let i = 0; i < devCaps.length; i += 200) chunks.push(devCaps.slice(i, i + 200));
+    for (let i = 0; i < chunks.length; i += replicas.length) {
+      const rs = await Promise.all(replicas.map((r, w) => {
+        const ch = chunks[i + w];
+        if (!ch) return Promise.resolve(null);
+        const b = toBatch(ch.map((c) => c.ids));
+        return r.call({ type: "loss", rows: Int32Array.from(ch, (c) => c.img), ...b }).then((m) => ({ x: m.xent, t: b.tokens }));
+      }));
+      for (const r of rs) if (r) (xsum += r.x * r.t), (tsum += r.t);
+    }
+    // Greedy captions for every dev image.
+    const ids: number[][] = new Array(devImgs.length);
+    const per = Math.ceil(devImgs.length / replicas.length);
+    await Promise.all(replicas.map(async (r, w) => {
+      for (let s = w * per; s < Math.min(devImgs.length, (w + 1) * per); s += 100) {
+        const e = Math.min(s + 100, (w + 1) * per, devImgs.length);
+        const m = await r.call({ type: "greedy", rows: Int32Array.from({ length: e - s }, (_, k) => s + k), maxLen: cfg.maxLen });
+        m.ids.forEach((x: number[], k: number) => (ids[s + k] = x));
+      }
+    }));
+    const cands = ids.map((x) => vocab.decode(x));
+    const sc = scoreCaptions(cands, devImgs.map((i) => i.captions));
+    return { devXent: xsum / tsum, bleu4: sc.bleu4, cider: sc.cider, samples: cands.slice(0, 3).map((c) => c.join(" ")) };
+  };
+
+  const save = async (dir: string) => {
+    mkdirSync(dir, { recursive: true });
+    await replicas[0].call({ type: "save", path: dir });
+  };
+  const saveState = () => writeFileSync(stateFile, JSON.stringify(state));
+
+  // ---- the loop
+  if (state.epoch === 0 && state.stepInEpoch === 0 && startFrom) {
+    // Fine-tuning: measure the starting point so the gain can be reported.
+    const ev = await evaluate();
+    process.stderr.write(`starting point: dev xent ${ev.devXent.toFixed(3)} BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}\n`);
+    state.history.push({ epoch: 0, trainXent: NaN, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0 });
+    state.best = { cider: ev.cider, epoch: 0 };
+  }
+  while (state.epoch < cfg.epochs && state.badEpochs < cfg.patience) {
+    const rand = rng(cfg.seed * 1000 + state.epoch);
+    // Shuffle, then sort within windows of 50 batches by length so padding stays small, then shuffle batches.
+    const order = captions.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+    const batches: number[][] = [];
+    for (let w = 0; w < order.length; w += cfg.batch * 50) {
+      const win = order.slice(w, w + cfg.batch * 50).sort((a, b) => captions[a].ids.length - captions[b].ids.length);
+      for (let i = 0; i < win.length; i += cfg.batch) batches.push(win.slice(i, i + cfg.batch));
+    }
+    for (let i = batches.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [batches[i], batches[j]] = [batches[j], batches[i]]; }
+    const flips = batches.map((b) => b.map(() => cfg.flip && rand() < 0.5));
+
+    const progress = new Progress(`epoch ${state.epoch + 1}/${cfg.epochs}`, batches.length, "steps");
+    progress.done = state.stepInEpoch;
+    const t0 = performance.now();
+    let mark = t0; // time up to `mark` is already counted in state.trainSeconds
+    const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
+    let epochTokens = 0, xentSum = 0, xentN = 0;
+    for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
+      const ids = batches[bi];
+      const shards = replicas.map((_, w) => ids.slice(Math.floor((w * ids.length) / replicas.length), Math.floor(((w + 1) * ids.length) / replicas.length)));
+      const results = await Promise.all(replicas.map((r, w) => {
+        const sh = shards[w];
+        const caps = sh.map((ci, k) => (flips[bi][ids.indexOf(ci)] ? captions[ci].ids.map((x) => swap.get(x) ?? x) : captions[ci].ids));
+        const rows = Int32Array.from(sh, (ci) => captions[ci].img + (flips[bi][ids.indexOf(ci)] ? nTrain : 0));
+        const b = toBatch(caps);
+        return r.call({ type: "grads", rows, ...b, dropout: cfg.dropout, attnReg: cfg.attnReg }).then((m) => ({ ...m, tokens: b.tokens }));
+      }));
+      // Token-weighted average of the replicas' gradients, then clip by global norm.
+      const tokens = results.reduce((s, r) => s + r.tokens, 0);
+      const slots = gradSabs.map((s) => new Float32Array(s));
+      const wts = results.map((r) => r.tokens / tokens);
+      let sq = 0;
+      for (let i = 0; i < nParams; i++) {
+        let g = 0;
+        for (let w = 0; w < slots.length; w++) g += slots[w][i] * wts[w];
+        avg[i] = g;
+        sq += g * g;
+      }
+      const norm = Math.sqrt(sq);
+      if (norm > cfg.clip) for (let i = 0; i < nParams; i++) avg[i] *= cfg.clip / norm;
+      await Promise.all(replicas.map((r) => r.call({ type: "apply", lr: state.lr })));
+      const xent = results.reduce((s, r, w) => s + r.xent * wts[w], 0);
+      if (!Number.isFinite(xent)) throw new Error(`loss became ${xent} at step ${state.step}; lower --lr`);
+      xentSum += xent; xentN++;
+      epochTokens += tokens;
+      state.tokens += tokens;
+      state.step++;
+      state.stepInEpoch = bi + 1;
+      if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
+      const secs = (performance.now() - t0) / 1000;
+      progress.tick(1, `xent ${xent.toFixed(3)} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
+      if (state.step % cfg.saveEvery === 0) {
+        countTime();
+        await save(path.join(ckptDir, "latest"));
+        saveState();
+      }
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
+    const ev = await evaluate();
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: xentSum / Math.max(1, xentN), devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds };
+    state.history.push(rec);
+    countTime();
+    console.log(`epoch ${rec.epoch}: train xent ${rec.trainXent.toFixed(3)}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s`);
+    for (const s of ev.samples) console.log(`  e.g. "${s}"`);
+    state.epoch++;
+    state.stepInEpoch = 0;
+    await save(path.join(ckptDir, "latest"));
+    if (ev.cider > state.best.cider) {
+      state.best = { cider: ev.cider, epoch: state.epoch };
+      state.badEpochs = 0;
+      rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
+      cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
+    } else {
+      state.badEpochs++;
+      state.lr *= cfg.lrDecay;
+    }
+    saveState();
+    await writeCurves(state, runDir);
+  }
+  console.log(`done: best dev CIDEr-D ${state.best.cider.toFixed(4)} at epoch ${state.best.epoch}; ${fmt(state.trainSeconds)} of training, ${(state.tokens / Math.max(1, state.trainSeconds)).toFixed(0)} tok/s overall`);
+  console.log(`best weights: ${path.join(ckptDir, "best")}; curves: ${path.join(runDir, "curves.png")}`);
+  await Promise.all(replicas.map((r) => r.worker.terminate()));
+  return state;
+}
+
+async function writeCurves(s: State, dir: string) {
+  writeFileSync(path.join(dir, "history.json"), JSON.stringify({ history: s.history, steps: s.steps, best: s.best, config: s.config }, null, 1));
+  await writeChart(path.join(dir, "curves.png"), [
+    { title: "cross-entropy per word", xLabel: "epoch", series: [
+      { name: "train (per step)", color: "#9bb", points: s.steps.map(([st, x]) => [st / Math.max(1, s.step / Math.max(1, s.epoch)), x]) },
+      { name: "train (epoch mean)", color: "#1a7", points: s.history.filter((h) => Number.isFinite(h.trainXent)).map((h) => [h.epoch, h.trainXent]) },
+      { name: "dev", color: "#d33", points: s.history.map((h) => [h.epoch, h.devXent]) },
+    ] },
+    { title: "dev scores (greedy)", xLabel: "epoch", series: [
+      { name: "CIDEr-D", color: "#36c", points: s.history.map((h) => [h.epoch, h.cider]) },
+      { name: "BLEU-4 x 4", color: "#c63", points: s.history.map((h) => [h.epoch, h.bleu4 * 4]) },
+    ] },
+  ]);
+}
