@@ -4,7 +4,7 @@
  * Resumable: finished chunks are skipped. Parallel: --shard=0 --shards=2 and --shard=1 --shards=2.
  *   npm run pipeline:features -- --encoder=centernet-mnv3-256
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
@@ -20,6 +20,7 @@ const defaults = {
   batch: 8,
   shard: 0, // this process handles chunks where chunk % shards == shard
   shards: 1,
+  limit: 0, // > 0: only the first N images of each split (quick runs, tests)
 };
 
 runStep(async () => {
@@ -28,14 +29,22 @@ runStep(async () => {
   const spec = encoderSpec(cfg.encoder);
   const encoder = await loadEncoder(spec);
   // Training images first, so the "flip" variant covers a prefix of the index.
-  const images = [...data.splits.train, ...data.splits.dev, ...data.splits.test].map((i) => i.file);
+  const take = <T>(xs: T[]) => (cfg.limit ? xs.slice(0, cfg.limit) : xs);
+  const train = take(data.splits.train);
+  const images = [...train, ...take(data.splits.dev), ...take(data.splits.test)].map((i) => i.file);
   const index: FeatureIndex = {
     encoder: spec.name, grid: encoder.grid, channels: encoder.channels, images,
-    variants: { orig: images.length, ...(cfg.flip ? { flip: data.splits.train.length } : {}) },
+    variants: { orig: images.length, ...(cfg.flip ? { flip: train.length } : {}) },
   };
   const dir = featureDir(spec.name);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, "index.json"), JSON.stringify(index));
+  // Chunks are found by position, so an existing cache must describe the same images in the same order.
+  const indexFile = path.join(dir, "index.json");
+  if (existsSync(indexFile)) {
+    const old = JSON.parse(readFileSync(indexFile, "utf8")) as FeatureIndex;
+    if (JSON.stringify(old) !== JSON.stringify(index)) throw new Error(`the feature cache in ${dir} was made for other images or settings; delete it, or set CAPTION_WORK_DIR to use another folder`);
+  }
+  writeFileSync(indexFile, JSON.stringify(index));
 
   const jobs: { variant: string; chunk: number }[] = [];
   for (const [variant, n] of Object.entries(index.variants)) {

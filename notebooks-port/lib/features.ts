@@ -18,17 +18,17 @@ export interface FeatureIndex {
   variants: Record<string, number>; // variant -> number of images it covers (prefix of `images`)
 }
 
-export const chunkFile = (encoder: string, variant: string, chunk: number) =>
-  path.join(featureDir(encoder), `${variant}-${String(chunk).padStart(3, "0")}.f32`);
+export const chunkFile = (encoder: string, variant: string, chunk: number, dir = featureDir(encoder)) =>
+  path.join(dir, `${variant}-${String(chunk).padStart(3, "0")}.f32`);
 
-export function readIndex(encoder: string): FeatureIndex {
-  const f = path.join(featureDir(encoder), "index.json");
+export function readIndex(encoder: string, dir = featureDir(encoder)): FeatureIndex {
+  const f = path.join(dir, "index.json");
   if (!existsSync(f)) throw Object.assign(new Error(`no feature cache at ${f}: run \`npm run pipeline:features\` first`), { name: "DataError" });
   return JSON.parse(readFileSync(f, "utf8"));
 }
 
 /** Loads one variant's features for the given images as a [n, regions*channels] Float32Array. */
-export function loadFeatures(index: FeatureIndex, variant: string, files: string[]): Float32Array {
+export function loadFeatures(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder)): Float32Array {
   const per = index.grid[0] * index.grid[1] * index.channels;
   const row = new Map(index.images.map((f, i) => [f, i]));
   const out = new Float32Array(files.length * per);
@@ -38,7 +38,7 @@ export function loadFeatures(index: FeatureIndex, variant: string, files: string
     if (r === undefined || r >= (index.variants[variant] ?? 0)) throw new Error(`no ${variant} features for ${f}`);
     const c = Math.floor(r / CHUNK);
     if (!cache.has(c)) {
-      const buf = readFileSync(chunkFile(index.encoder, variant, c));
+      const buf = readFileSync(chunkFile(index.encoder, variant, c, dir));
       cache.set(c, new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4));
     }
     out.set(cache.get(c)!.subarray((r % CHUNK) * per, (r % CHUNK + 1) * per), i * per);

@@ -1,0 +1,100 @@
+/**
+ * caption [--beam N] [--max-len N] [--json] <files or folders...>
+ * Captions images from the command line with the shipped model. Folders are walked recursively.
+ * A file that cannot be read gets an error line on stderr and the rest go on; the exit code is
+ * 1 if any file failed, 2 for a usage error.
+ */
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { ImageError, loadCaptioner } from "../model/index.ts";
+
+const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|bmp)$/i;
+const USAGE = `usage: caption [--beam N] [--max-len N] [--json] <files or folders...>
+  --beam N      beam size, 1 = greedy (default 3)
+  --max-len N   longest caption in words (default 20)
+  --json        one JSON object per image per line: {"file","caption","words","ms"}
+  --model DIR   model folder (default: the shipped model)`;
+
+function fail(msg: string): never {
+  process.stderr.write(`caption: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+let args: ReturnType<typeof parse>;
+function parse() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      beam: { type: "string" }, "max-len": { type: "string" }, json: { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  });
+}
+try {
+  args = parse();
+} catch (e) {
+  fail((e as Error).message);
+}
+if (args.values.help) {
+  process.stdout.write(USAGE + "\n");
+  process.exit(0);
+}
+const int = (v: string | undefined, name: string, lo: number, hi: number, dflt: number) => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) fail(`--${name} must be an integer from ${lo} to ${hi}, got "${v}"`);
+  return n;
+};
+const beam = int(args.values.beam, "beam", 1, 10, 3);
+const maxLen = int(args.values["max-len"], "max-len", 1, 50, 20);
+if (!args.positionals.length) fail("no files or folders given");
+
+// Expand folders; a missing path is reported like an unreadable file.
+const files: { file: string; fromFolder: boolean }[] = [];
+const missing: string[] = [];
+function walk(dir: string) {
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) walk(p);
+    else if (IMAGE_EXT.test(e.name)) files.push({ file: p, fromFolder: true });
+  }
+}
+for (const p of args.positionals) {
+  let st;
+  try {
+    st = statSync(p);
+  } catch {
+    missing.push(p);
+    continue;
+  }
+  if (st.isDirectory()) walk(p);
+  else files.push({ file: p, fromFolder: false });
+}
+
+let failed = 0;
+for (const m of missing) {
+  process.stderr.write(`caption: ${m}: no such file or folder\n`);
+  failed++;
+}
+const captioner = await loadCaptioner(args.values.model ? { modelDir: args.values.model } : {});
+const showProgress = files.some((f) => f.fromFolder) && files.length > 1;
+const t0 = performance.now();
+for (const [i, { file }] of files.entries()) {
+  try {
+    const r = await captioner.caption(file, { beam, maxLen });
+    if (args.values.json) {
+      process.stdout.write(JSON.stringify({ file, caption: r.caption, words: r.words.map((w) => ({ word: w.word, prob: +w.prob.toFixed(4) })), ms: +r.ms.toFixed(1) }) + "\n");
+    } else process.stdout.write(`${file}\t${r.caption}\n`);
+  } catch (e) {
+    failed++;
+    const msg = e instanceof ImageError ? e.message : `unexpected error: ${(e as Error).message}`;
+    process.stderr.write(`caption: ${file}: ${msg}\n`);
+  }
+  if (showProgress) {
+    const done = i + 1, s = (performance.now() - t0) / 1000;
+    const eta = (s / done) * (files.length - done);
+    process.stderr.write(`[${done}/${files.length}] ${(done / s).toFixed(1)} img/s, ETA ${eta.toFixed(0)} s${done === files.length ? "\n" : "\r"}`);
+  }
+}
+captioner.dispose();
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,43 @@
+/** Renders model/weights/model-card.json as model/MODEL_CARD.md, so the two never disagree. */
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+const f = (x: unknown, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–");
+
+export function writeModelCardMarkdown(modelDir: string): string {
+  const card = JSON.parse(readFileSync(path.join(modelDir, "model-card.json"), "utf8"));
+  const a = card.architecture ?? {};
+  const lines: string[] = [
+    "# Model card: Show, Attend and Tell on Flickr8k",
+    "",
+    "_Generated from `model/weights/model-card.json` by `npm run pipeline:evaluate -- --card`; edit the JSON's `notes`, not this file._",
+    "",
+    "## Model",
+    `- Encoder (frozen): \`${a.encoder}\`, a ${a.grid?.join("×")}×${a.featureDim} grid of regions for attention.`,
+    `- Decoder: LSTM (${a.hiddenDim} units) with soft additive attention (${a.attnDim}-d), a gating scalar on the context, deep output (${a.outDim}-d), ` +
+      `${a.embedDim}-d word vectors initialised from GloVe, vocabulary of ${a.vocabSize} words, captions up to ${a.maxLen} words.`,
+    `- Weights: ${card.weights?.dtype}, ${((card.weights?.bytes ?? 0) / 1e6).toFixed(1)} MB.`,
+    "",
+  ];
+  if (card.notes) lines.push("## Notes", "", ...card.notes.map((n: string) => `- ${n}`), "");
+  const d = card.data;
+  if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images (the standard splits), 5 captions each. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
+  const scores = card.scores?.test;
+  if (scores) {
+    lines.push("## Scores (Flickr8k test split, 1,000 images)", "", "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | CIDEr-D | mean length | distinct captions | median ms/image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const [k, s] of Object.entries(scores) as [string, any][]) {
+      lines.push(`| ${k.replace("beam", "beam ")} | ${f(s.bleu1)} | ${f(s.bleu2)} | ${f(s.bleu3)} | ${f(s.bleu4)} | ${f(s.rougeL)} | ${f(s.cider)} | ${f(s.meanLength, 1)} | ${(100 * s.distinct).toFixed(1)}% | ${f(s.medianMs, 1)} |`);
+    }
+    lines.push("", "Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from the test references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`.", "");
+  }
+  for (const t of card.training ?? []) {
+    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${t.bestEpoch}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores).`, "");
+    lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");
+    lines.push("| epoch | train xent | dev xent | dev BLEU-4 (greedy) | dev CIDEr-D (greedy) | lr |", "| --- | --- | --- | --- | --- | --- |");
+    for (const h of t.history) lines.push(`| ${h.epoch} | ${f(h.trainXent)} | ${f(h.devXent)} | ${f(h.bleu4, 4)} | ${f(h.cider, 4)} | ${h.lr?.toExponential?.(2)} |`);
+    lines.push("");
+  }
+  const md = lines.join("\n");
+  writeFileSync(path.join(modelDir, "..", "MODEL_CARD.md"), md);
+  return md;
+}

@@ -1,0 +1,103 @@
+/**
+ * The shipped model (model/weights) on 20 Flickr8k test photos, through the public API:
+ * captions are non-empty, varied, in the vocabulary, mostly share a content word with the
+ * references, stream step by step with attention grids summing to 1, and leak no tensors.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ImageError, loadCaptioner, type Captioner } from "../model/index.ts";
+import { tokenize } from "../model/text.ts";
+import { tf } from "../model/tf.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const hasData = existsSync(DATA);
+const STOP = new Set("a an the in on of with and is are at to his her its their while for by from into near up down over through".split(" "));
+
+let captioner: Captioner;
+before(async () => {
+  captioner = await loadCaptioner();
+});
+after(() => captioner?.dispose());
+
+function testImages(n: number): { file: string; refs: string[][] }[] {
+  const names = readFileSync(path.join(DATA, "splits", "Flickr_8k.testImages.txt"), "utf8").split(/\r?\n/).filter(Boolean);
+  const caps = new Map<string, string[][]>();
+  for (const line of readFileSync(path.join(DATA, "Flickr8k.token.txt"), "utf8").split(/\r?\n/)) {
+    const [key, text] = line.split("\t");
+    if (!text) continue;
+    const img = key.replace(/#\d+$/, "");
+    caps.set(img, [...(caps.get(img) ?? []), tokenize(text)]);
+  }
+  // Every 50th test image: a spread of scenes, not just the first few.
+  return Array.from({ length: n }, (_, i) => names[i * 50]).map((f) => ({ file: path.join(DATA, "images", f), refs: caps.get(f)! }));
+}
+
+test("captions 20 test photos sensibly", { skip: !hasData && `no Flickr8k at ${DATA}` }, async () => {
+  const imgs = testImages(20);
+  const vocab = new Set(captioner.words);
+  const captions: string[] = [];
+  let sharing = 0;
+  for (const { file, refs } of imgs) {
+    const r = await captioner.caption(file, { beam: 3 });
+    assert.ok(r.words.length >= 3, `non-empty caption for ${file}: "${r.caption}"`);
+    for (const w of r.words) assert.ok(vocab.has(w.word) && !w.word.startsWith("<"), `"${w.word}" is a vocabulary word`);
+    for (const w of r.words) assert.ok(Math.abs(w.alpha.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+    captions.push(r.caption);
+    const content = new Set(r.words.map((w) => w.word).filter((w) => !STOP.has(w)));
+    if (refs.some((ref) => ref.some((w) => content.has(w)))) sharing++;
+  }
+  assert.ok(new Set(captions).size >= 12, `varied captions: ${new Set(captions).size} distinct of 20:\n${captions.join("\n")}`);
+  assert.ok(sharing >= 15, `most captions share a content word with a reference: ${sharing}/20`);
+});
+
+test("steps() streams words with h*w attention grids and returns the same caption", { skip: !hasData }, async () => {
+  const [{ file }] = testImages(1);
+  const bytes = readFileSync(file);
+  for (const beam of [1, 3]) {
+    const seen: { index: number; hypothesis: string[] }[] = [];
+    const it = captioner.steps(bytes, { beam });
+    let r = await it.next();
+    while (!r.done) {
+      const s = r.value;
+      assert.equal(s.alpha.length, captioner.grid[0] * captioner.grid[1]);
+      assert.ok(Math.abs(s.alpha.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+      assert.ok(s.prob > 0 && s.prob <= 1);
+      assert.equal(s.hypothesis.at(-1), s.word);
+      seen.push({ index: s.index, hypothesis: s.hypothesis });
+      r = await it.next();
+    }
+    assert.ok(seen.length >= 3);
+    if (beam === 1) seen.forEach((s, i) => assert.equal(s.index, i, "greedy steps arrive in order"));
+    assert.deepEqual(seen.at(-1)!.hypothesis, r.value.words.map((w) => w.word), "the last step is the final caption");
+    const direct = await captioner.caption(bytes, { beam });
+    assert.equal(direct.caption, r.value.caption);
+  }
+});
+
+test("no tensors leak after full, cancelled and failed captions", { skip: !hasData }, async () => {
+  const [{ file }] = testImages(1);
+  const before = tf.memory().numTensors;
+  await captioner.caption(file, { beam: 3 });
+  const ac = new AbortController();
+  for await (const s of captioner.steps(file, { beam: 3, signal: ac.signal })) if (s.index === 1) break; // consumer stops early
+  const ac2 = new AbortController();
+  const it = captioner.steps(file, { beam: 2, signal: ac2.signal });
+  await it.next();
+  ac2.abort(new Error("gone"));
+  await assert.rejects(it.next(), /gone/);
+  await assert.rejects(captioner.caption(Buffer.from("not an image")), ImageError);
+  await assert.rejects(captioner.caption(new Uint8Array(0)), /empty/);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test("raw pixels and options are validated", async () => {
+  const r = await captioner.caption({ data: new Uint8Array(64 * 48 * 3).fill(90), width: 64, height: 48, channels: 3 }, { beam: 1, maxLen: 4 });
+  assert.ok(r.words.length <= 4);
+  await assert.rejects(captioner.caption({ data: new Uint8Array(10), width: 64, height: 48, channels: 3 }), ImageError);
+  await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { beam: 0 }), RangeError);
+  await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { maxLen: 500 }), RangeError);
+});

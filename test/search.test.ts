@@ -1,0 +1,91 @@
+/**
+ * Greedy and beam search on a tiny hand-built decoder whose next-word distribution depends only
+ * on the previous word (a Markov chain), so the best caption is known in advance:
+ *   <start> -> x 0.6 | y 0.4;   x -> x 0.3 | y 0.3 | <end> 0.4;   y -> <end> 0.95 | x 0.05
+ * Greedy picks x then <end> (p = 0.24); beam search finds y <end> (p = 0.38).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { DecoderConfig } from "../model/config.ts";
+import { paramShapes, type Params } from "../model/decoder.ts";
+import { greedyBatch, search, type Hypothesis } from "../model/search.ts";
+import { initBackend, tf } from "../model/tf.ts";
+
+const X = 4, Y = 5, V = 6;
+const cfg: DecoderConfig = { encoder: "none", grid: [2, 2], featureDim: 3, vocabSize: V, embedDim: V, hiddenDim: 4, attnDim: 4, outDim: V, maxLen: 6 };
+const P: number[][] = [];
+P[1] = [0, 0, 0, 0, 0.6, 0.4]; // after <start>
+P[X] = [0, 0, 0.4, 0, 0.3, 0.3];
+P[Y] = [0, 0, 0.95, 0, 0.05, 0];
+
+function tinyModel(): Params {
+  const s = 3, t = Math.tanh(s);
+  const H = cfg.hiddenDim;
+  const params: Params = {};
+  for (const [name, shape] of Object.entries(paramShapes(cfg))) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    if (name === "embedding") for (let i = 0; i < V; i++) data[i * V + i] = 1;
+    if (name === "wordIn") for (let i = 0; i < V; i++) data[i * (4 * H + V) + 4 * H + i] = s; // deep output sees tanh(s) * onehot(prev)
+    if (name === "logits") for (const i of [1, X, Y]) for (let j = 0; j < V; j++) data[i * V + j] = Math.log(Math.max(P[i][j], 1e-9)) / t;
+    if (name === "attnFeat" || name === "attnScore") data.forEach((_, i) => (data[i] = Math.sin(i + 1)));
+    params[name] = tf.tensor(data, shape);
+  }
+  return params;
+}
+
+async function run(params: Params, beam: number, signal?: AbortSignal) {
+  const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
+  const events: Hypothesis[] = [];
+  const it = search(params, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, blockRepeats: false, signal });
+  try {
+    let r = await it.next();
+    while (!r.done) {
+      events.push(r.value.best);
+      r = await it.next();
+    }
+    return { final: r.value, events };
+  } finally {
+    feats.dispose();
+  }
+}
+
+test("greedy follows the locally best word; beam search finds the best caption", async () => {
+  await initBackend();
+  const params = tinyModel();
+  const before = tf.memory().numTensors;
+  const greedy = await run(params, 1);
+  assert.deepEqual(greedy.final.ids, [X]);
+  assert.ok(Math.abs(Math.exp(greedy.final.logp) - 0.6 * 0.4) < 1e-3);
+  const beam = await run(params, 2);
+  assert.deepEqual(beam.final.ids, [Y]);
+  assert.ok(Math.abs(Math.exp(beam.final.logp) - 0.4 * 0.95) < 1e-3);
+  assert.ok(Math.abs(beam.final.probs[0] - 0.4) < 1e-3, "per-word probability of y");
+  // Every yielded step carries an attention grid over the 4 regions that sums to 1.
+  for (const e of [...greedy.events, ...beam.events]) for (const a of e.alphas) {
+    assert.equal(a.length, 4);
+    assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  }
+  // The beam's live best hypothesis is reported at every step, before the final answer.
+  assert.ok(beam.events.length >= 2);
+  assert.equal(tf.memory().numTensors, before, "search frees every tensor it made");
+  tf.dispose(Object.values(params));
+});
+
+test("an aborted search stops and frees its tensors", async () => {
+  const params = tinyModel();
+  const before = tf.memory().numTensors;
+  const ac = new AbortController();
+  ac.abort(new Error("client left"));
+  await assert.rejects(run(params, 3, ac.signal), /client left/);
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose(Object.values(params));
+});
+
+test("batched greedy decoding agrees with the streaming search", async () => {
+  const params = tinyModel();
+  const feats = tf.randomUniform([3, 4, 3]) as tf.Tensor3D;
+  assert.deepEqual(greedyBatch(params, feats, cfg.maxLen), [[X], [X], [X]]);
+  feats.dispose();
+  tf.dispose(Object.values(params));
+});

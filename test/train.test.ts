@@ -1,0 +1,62 @@
+/**
+ * A short real training run through the pipeline's own steps (prepare -> features -> train) on
+ * 50 Flickr8k training images, in a temporary work folder: the loss must fall, resuming must
+ * continue where the run stopped, and the model must overfit enough to reproduce training captions.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const work = mkdtempSync(path.join(tmpdir(), "caption-train-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const step = (name: string, ...args: string[]) =>
+  execFileSync(process.execPath, ["--import", "tsx", path.join(ROOT, "notebooks-port", `${name}.ts`), ...args], {
+    env: { ...process.env, CAPTION_WORK_DIR: work }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 15 * 60_000,
+  });
+
+// Small and fast, no regularisation: the point is to check that learning works end to end.
+const TRAIN = ["--name=tiny", "--maxImages=50", "--workers=1", "--hiddenDim=256", "--attnDim=32", "--outDim=128", "--batch=50",
+  "--lr=0.004", "--lrDecay=1", "--dropout=0", "--attnReg=0", "--flip=false", "--glove=false", "--trainEmbeddings=true", "--patience=1000", "--saveEvery=1000"];
+
+test("a short training run on 50 images learns, resumes and overfits", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, async () => {
+  step("prepare", `--data=${DATA}`);
+  step("features", "--limit=50", "--flip=false");
+  step("train", ...TRAIN, "--epochs=10");
+  const ckpt = path.join(work, "checkpoints", "tiny");
+  const first = JSON.parse(readFileSync(path.join(ckpt, "state.json"), "utf8"));
+  assert.equal(first.epoch, 10);
+  // Resume: asking for more epochs continues from epoch 10 instead of starting again.
+  const out = step("train", ...TRAIN, "--epochs=40");
+  assert.match(out, /^epoch 11:/m);
+  assert.doesNotMatch(out, /^epoch 1:/m);
+  const state = JSON.parse(readFileSync(path.join(ckpt, "state.json"), "utf8"));
+  const xent = state.history.map((h: { trainXent: number }) => h.trainXent);
+  assert.equal(xent.length, 40);
+  assert.ok(xent[0] > 5, `starts near chance (ln 2541 = 7.8): ${xent[0]}`);
+  assert.ok(xent.at(-1) < xent[0] / 3, `loss falls: ${xent[0].toFixed(2)} -> ${xent.at(-1).toFixed(2)}`);
+  assert.ok(existsSync(path.join(work, "runs", "tiny", "curves.png")), "loss curves are drawn");
+
+  // Overfitting: greedy captions of the training images reproduce their reference captions.
+  const { loadArrays } = await import("../model/weights.ts");
+  const { greedyBatch } = await import("../model/search.ts");
+  const { initBackend, tf } = await import("../model/tf.ts");
+  const { loadDataset } = await import("../notebooks-port/lib/dataset.ts");
+  const { loadFeatures, readIndex } = await import("../notebooks-port/lib/features.ts");
+  await initBackend();
+  const { data, vocab } = loadDataset(path.join(work, ".cache", "data", "dataset.json"));
+  const imgs = data.splits.train.slice(0, 50);
+  const index = readIndex(state.decoder.encoder, path.join(work, ".cache", "features", state.decoder.encoder));
+  const feats = tf.tensor3d(loadFeatures(index, "orig", imgs.map((i) => i.file), path.join(work, ".cache", "features", state.decoder.encoder)), [50, 64, state.decoder.featureDim]);
+  const arrays = loadArrays(path.join(ckpt, "latest", "params"));
+  const params = Object.fromEntries(Object.entries(arrays).map(([n, a]) => [n, tf.tensor(a.data, a.shape)]));
+  const caps = greedyBatch(params, feats, 20).map((ids) => vocab.decode(ids).join(" "));
+  const exact = caps.filter((c, i) => imgs[i].captions.some((r) => r.join(" ") === c)).length;
+  assert.ok(exact >= 25, `at least half of the training images get one of their own captions back, got ${exact}/50: e.g. "${caps[0]}"`);
+});
