@@ -30,7 +30,7 @@ function panelSvg(p: Panel, x0: number, w: number, h: number): string {
     return `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>${dots}<text x="${x0 + w - pad.r}" y="${pad.t + 14 * i}" font-size="12" text-anchor="end" fill="${s.color}">${s.name}</text>`;
   }).join("");
   return `<text x="${x0 + w / 2}" y="20" font-size="14" font-weight="bold" text-anchor="middle">${p.title}</text>${grid}${lines}
-    <text x="${x0 + w / 2}" y="${h - 8}" font-size="12" text-anchor="middle">${p.xLabel} (${xmin}–${xmax})</text>`;
+    <text x="${x0 + w / 2}" y="${h - 8}" font-size="12" text-anchor="middle">${p.xLabel} (${+xmin.toFixed(2)}–${+xmax.toFixed(2)})</text>`;
 }
 
 /** Writes panels side by side as one PNG. */

@@ -1,0 +1,109 @@
+/**
+ * Captioning speed on this machine: end-to-end greedy caption of a 224 px JPEG (decode + encoder
+ * + decoder), encoder time, decoder time per word, the encoder's FLOP count against a matmul
+ * roofline measured in the same run, model load time and peak RSS. Prints medians.
+ *   npm run bench
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { encoderSpec, loadEncoder } from "../model/encoder.ts";
+import { toRgbSquare } from "../model/image.ts";
+import { DEFAULT_MODEL_DIR, loadCaptioner } from "../model/index.ts";
+import { initBackend, tf } from "../model/tf.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const N = Number(process.argv[2] ?? 50);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))];
+const time = async (f: () => unknown | Promise<unknown>) => { const t = performance.now(); await f(); return performance.now() - t; };
+
+await initBackend();
+
+// Roofline: a plain 512x512 @ 512x1024 matmul, the shape class the decoder and 1x1 convs use.
+const a = tf.randomNormal([512, 512]), b = tf.randomNormal([512, 1024]);
+const mmMs: number[] = [];
+for (let i = 0; i < 15; i++) mmMs.push(await time(() => tf.matMul(a, b).dataSync()));
+const gflops = (2 * 512 * 512 * 1024) / median(mmMs.slice(3)) / 1e6;
+tf.dispose([a, b]);
+
+// Encoder FLOPs: every convolution and matmul the output node depends on.
+const spec = encoderSpec(JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, "config.json"), "utf8")).encoder);
+const graph = JSON.parse(readFileSync(spec.modelPath, "utf8")).modelTopology.node as { name: string; op: string; input?: string[] }[];
+const byName = new Map(graph.map((n) => [n.name, n]));
+const needed = new Set<string>();
+const stack = [spec.node];
+while (stack.length) {
+  const n = byName.get(stack.pop()!.replace(/^\^/, "").replace(/:\d+$/, ""));
+  if (!n || needed.has(n.name)) continue;
+  needed.add(n.name);
+  stack.push(...(n.input ?? []));
+}
+const convs = graph.filter((n) => needed.has(n.name) && /Conv2D|Depthwise|MatMul/.test(n.op));
+const s = spec.inputSize;
+let flops = 0;
+{
+  const { loadGraphModel, io } = tf;
+  // Re-run the graph asking for every conv output to learn their shapes.
+  const json = JSON.parse(readFileSync(spec.modelPath, "utf8"));
+  for (const node of json.modelTopology.node) if (node.op === "Placeholder") node.attr.shape.shape.dim = [{ size: "1" }, { size: String(s) }, { size: String(s) }, { size: "3" }];
+  const bin = readFileSync(path.join(path.dirname(spec.modelPath), json.weightsManifest[0].paths[0]));
+  const g = await loadGraphModel(io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest.flatMap((m: { weights: unknown[] }) => m.weights), weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) }));
+  const outs = g.execute(tf.zeros([1, s, s, 3]), convs.map((c) => c.name)) as tf.Tensor[];
+  convs.forEach((c, i) => {
+    const w = g.weights[c.input![1]]?.[0];
+    if (!w) return;
+    const [oh, ow] = outs[i].shape.slice(1, 3) as number[];
+    const [kh, kw, cin, cout] = w.shape as number[];
+    flops += c.op.includes("Depthwise") ? 2 * oh * ow * kh * kw * cin * cout : c.op.includes("MatMul") ? 2 * (w.shape[0] as number) * (w.shape[1] as number) : 2 * oh * ow * kh * kw * cin * cout;
+  });
+  tf.dispose(outs);
+  g.dispose();
+}
+
+// Encoder alone on a decoded image.
+const encoder = await loadEncoder(spec);
+const files = readdirSync(path.join(DATA, "images")).sort().slice(0, N).map((f) => path.join(DATA, "images", f));
+const bytes = files.map((f) => readFileSync(f));
+const px = await toRgbSquare(bytes[0], s);
+const encMs: number[] = [], decodeMs: number[] = [];
+for (let i = 0; i < 20; i++) encMs.push(await time(async () => { const t = encoder.encode([px]); await t.data(); t.dispose(); }));
+for (const bt of bytes.slice(0, 20)) decodeMs.push(await time(() => toRgbSquare(bt, s)));
+encoder.dispose();
+
+// End to end through the public API.
+const loadMs = await time(async () => (await loadCaptioner()).dispose());
+const captioner = await loadCaptioner();
+const e2e: Record<number, number[]> = { 1: [], 3: [] };
+const perWord: number[] = [];
+const firstWord: number[] = [];
+for (const beam of [1, 3]) {
+  for (const bt of bytes) {
+    const t0 = performance.now();
+    let first = 0, words = 0;
+    const it = captioner.steps(bt, { beam });
+    let r = await it.next();
+    first = performance.now() - t0;
+    while (!r.done) r = await it.next();
+    const total = performance.now() - t0;
+    words = r.value.words.length;
+    e2e[beam].push(total);
+    if (beam === 1) {
+      firstWord.push(first);
+      perWord.push((total - first) / Math.max(1, words - 1));
+    }
+  }
+}
+captioner.dispose();
+const rssMb = process.resourceUsage().maxRSS / 1024;
+const encMed = median(encMs);
+
+console.log(`captioning benchmark (${N} Flickr8k JPEGs, 224 px, tfjs-wasm, 1 thread), medians:`);
+console.log(`  matmul roofline (512x512x1024): ${gflops.toFixed(1)} GFLOP/s`);
+console.log(`  encoder ${spec.name}: ${(flops / 1e9).toFixed(3)} GFLOP per image -> ${encMed.toFixed(1)} ms = ${(flops / encMed / 1e6).toFixed(1)} GFLOP/s (${((100 * flops) / encMed / 1e6 / gflops).toFixed(0)}% of roofline; roofline time ${(flops / gflops / 1e6).toFixed(1)} ms)`);
+console.log(`  JPEG decode + resize: ${median(decodeMs).toFixed(1)} ms`);
+console.log(`  greedy: end-to-end ${median(e2e[1]).toFixed(1)} ms (p99 ${p99(e2e[1]).toFixed(1)}), first word ${median(firstWord).toFixed(1)} ms, then ${median(perWord).toFixed(2)} ms per word`);
+console.log(`  beam 3: end-to-end ${median(e2e[3]).toFixed(1)} ms (p99 ${p99(e2e[3]).toFixed(1)})`);
+console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MB`);
