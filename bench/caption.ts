@@ -69,7 +69,7 @@ const files = readdirSync(path.join(DATA, "images")).sort().slice(0, N).map((f) 
 const bytes = files.map((f) => readFileSync(f));
 const px = await toRgbSquare(bytes[0], s);
 const encMs: number[] = [], decodeMs: number[] = [];
-for (let i = 0; i < 20; i++) encMs.push(await time(async () => { const t = encoder.encode([px]); await t.data(); t.dispose(); }));
+for (let i = 0; i < 20; i++) encMs.push(await time(async () => { const t = await encoder.encode([px]); await t.data(); t.dispose(); }));
 for (const bt of bytes.slice(0, 20)) decodeMs.push(await time(() => toRgbSquare(bt, s)));
 encoder.dispose();
 

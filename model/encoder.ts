@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { graphToOnnx } from "./onnx.ts";
 import { tf, initBackend } from "./tf.ts";
 
 export interface EncoderSpec {
@@ -83,18 +84,26 @@ async function readGraphModel(modelPath: string): Promise<tf.io.ModelArtifacts> 
   };
 }
 
+/** Where the encoder runs: onnxruntime-node's native kernels, or tfjs-wasm (the reference). */
+export type EncoderRuntime = "onnx" | "tfjs";
+
 export interface Encoder {
   spec: EncoderSpec;
+  runtime: EncoderRuntime;
   /** [h, w] of the attention grid. */
   grid: [number, number];
   /** Channels per grid cell. */
   channels: number;
   /** RGB pixels (batch of inputSize^2 * 3 bytes each) -> [batch, h*w, channels] features. Caller disposes. */
-  encode(pixels: Uint8Array[]): tf.Tensor3D;
+  encode(pixels: Uint8Array[]): Promise<tf.Tensor3D>;
   dispose(): void;
 }
 
-export async function loadEncoder(spec: EncoderSpec): Promise<Encoder> {
+/**
+ * Loads the encoder. runtime "auto" (default) uses onnxruntime-node when it is installed and the
+ * graph converts, else tfjs-wasm.
+ */
+export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "auto" = "auto"): Promise<Encoder> {
   await initBackend();
   let artifacts: tf.io.ModelArtifacts;
   try {
@@ -109,15 +118,56 @@ export async function loadEncoder(spec: EncoderSpec): Promise<Encoder> {
   const probe = tf.tidy(() => run(tf.zeros([1, s, s, 3])));
   const [, h, w, c] = probe.shape;
   probe.dispose();
+  const check = (pixels: Uint8Array[]) => {
+    for (const p of pixels) if (p.length !== s * s * 3) throw new Error(`encoder expects ${s}x${s}x3 pixels, got ${p.length} bytes`);
+  };
+  const base = { spec, grid: [h, w] as [number, number], channels: c };
+
+  if (runtime !== "tfjs") {
+    try {
+      const ort = await import("onnxruntime-node");
+      const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
+      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, spec.node);
+      const session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 2, graphOptimizationLevel: "all" });
+      model.dispose(); // the ONNX model now holds its own copy of the weights
+      const encoder: Encoder = {
+        ...base,
+        runtime: "onnx",
+        async encode(pixels) {
+          check(pixels);
+          // Interleaved RGB bytes -> planar NCHW floats.
+          const n = s * s, data = new Float32Array(pixels.length * 3 * n);
+          pixels.forEach((p, b) => {
+            const o = b * 3 * n;
+            for (let j = 0; j < n; j++) {
+              data[o + j] = p[3 * j] * spec.inputScale;
+              data[o + n + j] = p[3 * j + 1] * spec.inputScale;
+              data[o + 2 * n + j] = p[3 * j + 2] * spec.inputScale;
+            }
+          });
+          const out = await session.run({ [input]: new ort.Tensor("float32", data, [pixels.length, 3, s, s]) });
+          const f = out.features;
+          const t = tf.tensor3d(f.data as Float32Array, [pixels.length, h * w, c]);
+          f.dispose();
+          return t;
+        },
+        dispose: () => void session.release(),
+      };
+      await (await encoder.encode([new Uint8Array(s * s * 3)])).dispose();
+      return encoder;
+    } catch (e) {
+      if (runtime === "onnx") throw new Error(`encoder "${spec.name}" cannot run on onnxruntime: ${(e as Error).message}`);
+      // "auto": the tfjs graph below is always available.
+    }
+  }
   return {
-    spec,
-    grid: [h, w],
-    channels: c,
-    encode(pixels) {
+    ...base,
+    runtime: "tfjs",
+    async encode(pixels) {
+      check(pixels);
       return tf.tidy(() => {
         const flat = new Float32Array(pixels.length * s * s * 3);
         pixels.forEach((p, i) => {
-          if (p.length !== s * s * 3) throw new Error(`encoder expects ${s}x${s}x3 pixels, got ${p.length} bytes`);
           for (let j = 0; j < p.length; j++) flat[i * s * s * 3 + j] = p[j] * spec.inputScale;
         });
         const out = run(tf.tensor4d(flat, [pixels.length, s, s, 3]));

@@ -81,7 +81,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > 50) throw new RangeError(`maxLen must be an integer from 1 to 50, got ${maxLen}`);
     const pixels = await toRgbSquare(image, encoder.spec.inputSize);
     o.signal?.throwIfAborted();
-    const feats = encoder.encode([pixels]);
+    const feats = await encoder.encode([pixels]);
     try {
       const it = search(params, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, signal: o.signal });
       let r = await it.next();

@@ -57,7 +57,7 @@ runStep(async () => {
     const parts: Float32Array[] = [];
     for (let i = 0; i < files.length; i += cfg.batch) {
       const px = await Promise.all(files.slice(i, i + cfg.batch).map((f) => toRgbSquare(path.join(data.imageDir, f), spec.inputSize, { flip: variant === "flip" })));
-      const t = encoder.encode(px);
+      const t = await encoder.encode(px);
       parts.push((await t.data()) as Float32Array);
       t.dispose();
       progress.tick(px.length);
