@@ -122,6 +122,8 @@ export interface Batch {
   target: Int32Array; // [T, B]: w1 w2 ... <end>, 0 = padding
   T: number;
   B: number;
+  /** Per-caption loss weights [B] (self-critical training: the reward advantage). Default 1. */
+  weights?: Float32Array;
 }
 
 /**
@@ -137,6 +139,7 @@ export function teacherForcedLoss(p: Params, b: Batch, opts: { dropout: number; 
   let { h, c } = img;
   const words = tf.unstack(wordInput(p, tf.tensor1d(b.input, "int32")).reshape([T, B, -1])) as tf.Tensor2D[];
   const mask = tf.tensor2d(Float32Array.from(b.target, (t) => (t > 0 ? 1 : 0)), [T, B]);
+  const weight = b.weights ? mask.mul(tf.tensor2d(b.weights, [1, B])) : mask;
   const keep = 1 - opts.dropout;
   const pT: Params = {};
   for (const n of ["hidden", "attnScore", "context", "outHidden"]) pT[n] = tf.transpose(p[n]);
@@ -152,7 +155,7 @@ export function teacherForcedLoss(p: Params, b: Batch, opts: { dropout: number; 
   let out = tf.stack(outs).reshape([T * B, -1]) as tf.Tensor2D;
   if (opts.dropout > 0) out = out.mul(tf.randomUniform(out.shape).less(keep).toFloat().div(keep));
   const logp = tf.logSoftmax(toLogits(p, out)); // [T*B, V]
-  const onehot = tf.oneHot(tf.tensor1d(b.target, "int32"), V).toFloat().mul(mask.reshape([T * B, 1]));
+  const onehot = tf.oneHot(tf.tensor1d(b.target, "int32"), V).toFloat().mul(weight.reshape([T * B, 1]));
   const tokens = mask.sum();
   const xent = logp.mul(onehot).sum().neg().div(tokens) as tf.Scalar;
   const coverage = tf.stack(alphas).mul(mask.reshape([T, B, 1])).sum(0); // [B, L]

@@ -143,34 +143,41 @@ function trimEnd(h: Hypothesis): Hypothesis {
   return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp };
 }
 
-/** Greedy decoding of a batch [B, L, D] at once (for evaluation): word ids per image, without <end>. */
-export function greedyBatch(p: Params, feats: tf.Tensor3D, maxLen: number): number[][] {
+/**
+ * Decodes a batch [B, L, D] at once: greedy (for evaluation), or sampling each word from the
+ * model's distribution (for self-critical training). Returns word ids per image, without <end>.
+ */
+export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number): number[][] {
   const B = feats.shape[0];
   const img = tf.tidy(() => imageState(p, feats));
   let { h, c } = img;
   const out: number[][] = Array.from({ length: B }, () => []);
   const done = new Array<boolean>(B).fill(false);
   let prev = new Int32Array(B).fill(START);
+  const V = p.logits.shape[1]!;
+  const banned = tf.tensor1d(Float32Array.from({ length: V }, (_, w) => (BANNED.includes(w) ? -1e9 : 0)));
   try {
     for (let t = 0; t < maxLen && !done.every(Boolean); t++) {
       const s = inferStep(p, img, h, c, prev);
       tf.dispose([h, c]);
       ({ h, c } = s);
-      const logp = s.logp.dataSync() as Float32Array;
-      tf.dispose([s.logp, s.alpha]);
-      const V = logp.length / B;
-      prev = new Int32Array(B);
+      const next = tf.tidy(() => {
+        const logits = s.logp.add(banned) as tf.Tensor2D;
+        return mode === "greedy" ? logits.argMax(1) : tf.multinomial(logits, 1, seed === undefined ? undefined : seed + t).reshape([B]);
+      });
+      prev = Int32Array.from(next.dataSync());
+      tf.dispose([s.logp, s.alpha, next]);
       for (let b = 0; b < B; b++) {
-        let best = END;
-        for (let w = 0; w < V; w++) if (!BANNED.includes(w) && logp[b * V + w] > logp[b * V + best]) best = w;
-        prev[b] = best;
         if (done[b]) continue;
-        if (best === END) done[b] = true;
-        else out[b].push(best);
+        if (prev[b] === END) done[b] = true;
+        else out[b].push(prev[b]);
       }
     }
   } finally {
-    tf.dispose([h, c, img.v, img.vT, img.keys]);
+    tf.dispose([h, c, img.v, img.vT, img.keys, banned]);
   }
   return out;
 }
+
+/** Greedy decoding of a batch (see decodeBatch). */
+export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number) => decodeBatch(p, feats, maxLen, "greedy");

@@ -123,26 +123,35 @@ interface TfIdf { vec: Map<string, number>[]; norm: number[]; length: number }
  * similarity against each reference, a Gaussian penalty on the length difference (sigma = 6), averaged
  * over n-gram orders and references, times 10, then averaged over images.
  */
-export function ciderD(candidates: readonly Tokens[], references: readonly (readonly Tokens[])[]): number {
-  checkInputs(candidates, references);
-  const SIGMA = 6;
-  const refCounts = references.map((refs) => refs.map(ngramCounts));
+/**
+ * CIDEr-D scorer over a fixed set of references. Document frequencies (the idf) come from these
+ * references, as pycocoevalcap does for the evaluated set; the self-critical fine-tuning reuses one
+ * scorer over the training references to reward single captions.
+ */
+export class CiderD {
+  private static readonly SIGMA = 6;
+  private readonly df = new Map<string, number>();
+  private readonly logImages: number;
+  private readonly refs: TfIdf[][];
 
-  // Document frequency: in how many images' reference sets an n-gram occurs (once per image).
-  const df = new Map<string, number>();
-  for (const refs of refCounts) {
-    const seen = new Set<string>();
-    for (const counts of refs) for (const m of counts) for (const g of m.keys()) seen.add(g);
-    for (const g of seen) df.set(g, (df.get(g) ?? 0) + 1);
+  constructor(references: readonly (readonly Tokens[])[]) {
+    const refCounts = references.map((refs) => refs.map(ngramCounts));
+    // Document frequency: in how many images' reference sets an n-gram occurs (once per image).
+    for (const refs of refCounts) {
+      const seen = new Set<string>();
+      for (const counts of refs) for (const m of counts) for (const g of m.keys()) seen.add(g);
+      for (const g of seen) this.df.set(g, (this.df.get(g) ?? 0) + 1);
+    }
+    this.logImages = Math.log(references.length);
+    this.refs = refCounts.map((refs) => refs.map((c) => this.tfidf(c)));
   }
+
   // log(#images) - log(df) is the idf; an n-gram absent from all references gets df 1, so the
   // full log(#images) weight (it still cannot match anything, but it lengthens the candidate's norm).
-  const logImages = Math.log(candidates.length);
-
-  const tfidf = (counts: Map<string, number>[]): TfIdf => {
+  private tfidf(counts: Map<string, number>[]): TfIdf {
     const vec = counts.map((m) => {
       const v = new Map<string, number>();
-      m.forEach((tf, g) => v.set(g, tf * (logImages - Math.log(Math.max(1, df.get(g) ?? 0)))));
+      m.forEach((tf, g) => v.set(g, tf * (this.logImages - Math.log(Math.max(1, this.df.get(g) ?? 0)))));
       return v;
     });
     const norm = vec.map((v) => Math.sqrt([...v.values()].reduce((s, x) => s + x * x, 0)));
@@ -151,15 +160,14 @@ export function ciderD(candidates: readonly Tokens[], references: readonly (read
     let length = 0;
     counts[1].forEach((tf) => { length += tf; });
     return { vec, norm, length };
-  };
+  }
 
-  let total = 0;
-  candidates.forEach((cand, i) => {
-    const hyp = tfidf(ngramCounts(cand));
+  /** CIDEr-D of one candidate against the references of image i. */
+  score(i: number, cand: Tokens): number {
+    const hyp = this.tfidf(ngramCounts(cand));
     let sum = 0; // summed over references and n-gram orders
-    for (const counts of refCounts[i]) {
-      const ref = tfidf(counts);
-      const penalty = Math.exp(-((hyp.length - ref.length) ** 2) / (2 * SIGMA * SIGMA));
+    for (const ref of this.refs[i]) {
+      const penalty = Math.exp(-((hyp.length - ref.length) ** 2) / (2 * CiderD.SIGMA * CiderD.SIGMA));
       for (let k = 0; k < MAX_N; k++) {
         let dot = 0;
         // "-D" clipping: a candidate n-gram repeated more often than in the reference earns no extra credit.
@@ -168,9 +176,14 @@ export function ciderD(candidates: readonly Tokens[], references: readonly (read
         sum += dot * penalty;
       }
     }
-    total += (sum / MAX_N / refCounts[i].length) * 10;
-  });
-  return total / candidates.length;
+    return (sum / MAX_N / this.refs[i].length) * 10;
+  }
+}
+
+export function ciderD(candidates: readonly Tokens[], references: readonly (readonly Tokens[])[]): number {
+  checkInputs(candidates, references);
+  const scorer = new CiderD(references);
+  return candidates.reduce((s, c, i) => s + scorer.score(i, c), 0) / candidates.length;
 }
 
 /** All metrics at once, in the shape the evaluation notebook reports. */

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { DecoderConfig } from "../../model/config.ts";
 import { initParams, teacherForcedLoss, type Params } from "../../model/decoder.ts";
-import { greedyBatch } from "../../model/search.ts";
+import { decodeBatch, greedyBatch } from "../../model/search.ts";
 import { initBackend, tf } from "../../model/tf.ts";
 import { loadArrays, saveArrays, type NamedArray } from "../../model/weights.ts";
 
@@ -31,7 +31,8 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest =
-  | { type: "grads"; rows: Int32Array; input: Int32Array; target: Int32Array; T: number; B: number; dropout: number; attnReg: number }
+  | { type: "grads"; rows: Int32Array; input: Int32Array; target: Int32Array; T: number; B: number; dropout: number; attnReg: number; weights?: Float32Array }
+  | { type: "sample"; rows: Int32Array; maxLen: number; seed: number }
   | { type: "apply"; lr: number }
   | { type: "loss"; rows: Int32Array; input: Int32Array; target: Int32Array; T: number; B: number }
   | { type: "greedy"; rows: Int32Array; maxLen: number }
@@ -79,7 +80,7 @@ port.on("message", async (msg: WorkerRequest) => {
       const feats = gatherRows(trainFeats, msg.rows);
       let xent = 0;
       const { value, grads } = tf.variableGrads(() => {
-        const r = teacherForcedLoss(params, { feats, input: msg.input, target: msg.target, T: msg.T, B: msg.B }, msg);
+        const r = teacherForcedLoss(params, { feats, input: msg.input, target: msg.target, T: msg.T, B: msg.B, weights: msg.weights }, msg);
         xent = r.xent.dataSync()[0];
         return r.loss;
       }, init.trainable.map((n) => vars[n]));
@@ -98,6 +99,11 @@ port.on("message", async (msg: WorkerRequest) => {
       const xent = tf.tidy(() => teacherForcedLoss(params, { feats, input: msg.input, target: msg.target, T: msg.T, B: msg.B }, { dropout: 0, attnReg: 0 }).xent.dataSync()[0]);
       feats.dispose();
       port.postMessage({ type: "loss", xent });
+    } else if (msg.type === "sample") {
+      const feats = gatherRows(trainFeats, msg.rows);
+      const ids = decodeBatch(params, feats, msg.maxLen, "sample", msg.seed);
+      feats.dispose();
+      port.postMessage({ type: "sample", ids });
     } else if (msg.type === "greedy") {
       const feats = gatherRows(devFeats, msg.rows);
       const ids = greedyBatch(params, feats, msg.maxLen);

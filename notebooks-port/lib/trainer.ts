@@ -11,7 +11,7 @@ import { paramShapes } from "../../model/decoder.ts";
 import { END, START, type Vocabulary } from "../../model/vocab.ts";
 import { loadDataset } from "./dataset.ts";
 import { loadFeatures, readIndex } from "./features.ts";
-import { scoreCaptions } from "./metrics.ts";
+import { CiderD, scoreCaptions } from "./metrics.ts";
 import { CHECKPOINT_DIR, EMBEDDING_FILE, RUNS_DIR } from "./paths.ts";
 import { writeChart } from "./plot.ts";
 import { fmt, Progress } from "./progress.ts";
@@ -38,6 +38,7 @@ export const TRAIN_DEFAULTS = {
   flip: true, // train on mirrored images too (with left/right swapped in the caption)
   glove: true, // start word vectors from GloVe
   trainEmbeddings: false, // GloVe vectors stay frozen unless fine-tuning
+  scst: 0, // > 0: self-critical training (Rennie et al. 2017) with this many sampled captions per image, rewarded by CIDEr-D
   maxImages: 0, // > 0: use only this many train and dev images (quick runs, tests)
   saveEvery: 100, // steps between mid-epoch checkpoints
   logEvery: 20, // steps between training-loss points on the curve
@@ -45,7 +46,7 @@ export const TRAIN_DEFAULTS = {
 };
 export type TrainConfig = typeof TRAIN_DEFAULTS;
 
-interface EpochRecord { epoch: number; trainXent: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number }
+interface EpochRecord { epoch: number; trainXent: number; trainReward?: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number }
 interface State {
   epoch: number; stepInEpoch: number; step: number; lr: number;
   best: { cider: number; epoch: number }; badEpochs: number;
@@ -79,7 +80,7 @@ export function toBatch(caps: number[][]): { input: Int32Array; target: Int32Arr
 }
 
 class Replica {
-  private waiting: ((m: any) => void) | null = null;
+  private waiting: ((m: any) => void) | null = null; // replies come one at a time, in order
   constructor(readonly worker: Worker) {
     worker.on("message", (m) => {
       if (m.type === "error") {
@@ -128,6 +129,8 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
+  const cider = cfg.scst ? new CiderD(trainImgs.map((i) => i.captions)) : null;
+  if (cfg.scst && (cfg.scst < 2 || cfg.flip)) throw new Error("--scst needs at least 2 samples per image and --flip=false");
   const swap = new Map([[vocab.id("left"), vocab.id("right")], [vocab.id("right"), vocab.id("left")]]);
 
   // ---- model and state
@@ -218,31 +221,55 @@ export async function train(cfg: TrainConfig): Promise<State> {
   while (state.epoch < cfg.epochs && state.badEpochs < cfg.patience) {
     const rand = rng(cfg.seed * 1000 + state.epoch);
     // Shuffle, then sort within windows of 50 batches by length so padding stays small, then shuffle batches.
-    const order = captions.map((_, i) => i);
+    // Teacher forcing walks over captions; self-critical training over images (each sampled scst times).
+    const perBatch = cfg.scst ? Math.max(1, Math.floor(cfg.batch / cfg.scst)) : cfg.batch;
+    const lengthOf = (i: number) => (cfg.scst ? 0 : captions[i].ids.length);
+    const order = (cfg.scst ? trainImgs : captions).map((_, i) => i);
     for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
     const batches: number[][] = [];
-    for (let w = 0; w < order.length; w += cfg.batch * 50) {
-      const win = order.slice(w, w + cfg.batch * 50).sort((a, b) => captions[a].ids.length - captions[b].ids.length);
-      for (let i = 0; i < win.length; i += cfg.batch) batches.push(win.slice(i, i + cfg.batch));
+    for (let w = 0; w < order.length; w += perBatch * 50) {
+      const win = order.slice(w, w + perBatch * 50).sort((a, b) => lengthOf(a) - lengthOf(b));
+      for (let i = 0; i < win.length; i += perBatch) batches.push(win.slice(i, i + perBatch));
     }
     for (let i = batches.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [batches[i], batches[j]] = [batches[j], batches[i]]; }
     const flips = batches.map((b) => b.map(() => cfg.flip && rand() < 0.5));
+    // A mirrored example reads the mirrored features (rows nTrain..) and swaps left/right in its caption.
+    const teacherItems = (bi: number) => batches[bi].map((ci, k) => {
+      const { img, ids } = captions[ci];
+      return flips[bi][k] ? { row: img + nTrain, ids: ids.map((x) => swap.get(x) ?? x), weight: 1 } : { row: img, ids, weight: 1 };
+    });
+    // Self-critical: sample captions per image, reward each by CIDEr-D against the image's references,
+    // and weight its log-likelihood by the reward minus the mean reward of the image's other samples.
+    const selfCriticalItems = async (imgs: number[]) => {
+      const K = cfg.scst;
+      const rows = imgs.flatMap((i) => Array<number>(K).fill(i));
+      const parts = await Promise.all(replicas.map((r, w) => {
+        const sub = rows.slice(Math.floor((w * rows.length) / replicas.length), Math.floor(((w + 1) * rows.length) / replicas.length));
+        return sub.length ? r.call({ type: "sample", rows: Int32Array.from(sub), maxLen: cfg.maxLen, seed: cfg.seed * 7919 + state.step * 31 + w }).then((m) => m.ids as number[][]) : Promise.resolve([]);
+      }));
+      const samples = parts.flat();
+      const rewards = samples.map((ids, j) => cider!.score(rows[j], vocab.decode(ids)));
+      rewardSum += rewards.reduce((a, b) => a + b, 0) / rewards.length;
+      return samples.map((ids, j) => {
+        const g = Math.floor(j / K) * K;
+        const others = (rewards.slice(g, g + K).reduce((a, b) => a + b, 0) - rewards[j]) / (K - 1);
+        return { row: rows[j], ids, weight: rewards[j] - others };
+      });
+    };
 
     const progress = new Progress(`epoch ${state.epoch + 1}/${cfg.epochs}`, batches.length, "steps");
     progress.done = state.stepInEpoch;
     const t0 = performance.now();
     let mark = t0; // time up to `mark` is already counted in state.trainSeconds
     const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
-    let epochTokens = 0, xentSum = 0, xentN = 0;
+    let epochTokens = 0, xentSum = 0, xentN = 0, rewardSum = 0;
     for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
-      const ids = batches[bi];
-      const shards = replicas.map((_, w) => ids.slice(Math.floor((w * ids.length) / replicas.length), Math.floor(((w + 1) * ids.length) / replicas.length)));
+      const items = cfg.scst ? await selfCriticalItems(batches[bi]) : teacherItems(bi);
       const results = await Promise.all(replicas.map((r, w) => {
-        const sh = shards[w];
-        const caps = sh.map((ci, k) => (flips[bi][ids.indexOf(ci)] ? captions[ci].ids.map((x) => swap.get(x) ?? x) : captions[ci].ids));
-        const rows = Int32Array.from(sh, (ci) => captions[ci].img + (flips[bi][ids.indexOf(ci)] ? nTrain : 0));
-        const b = toBatch(caps);
-        return r.call({ type: "grads", rows, ...b, dropout: cfg.dropout, attnReg: cfg.attnReg }).then((m) => ({ ...m, tokens: b.tokens }));
+        const shard = items.slice(Math.floor((w * items.length) / replicas.length), Math.floor(((w + 1) * items.length) / replicas.length));
+        const b = toBatch(shard.map((it) => it.ids));
+        const weights = cfg.scst ? Float32Array.from(shard, (it) => it.weight!) : undefined;
+        return r.call({ type: "grads", rows: Int32Array.from(shard, (it) => it.row), ...b, weights, dropout: cfg.dropout, attnReg: cfg.scst ? 0 : cfg.attnReg }).then((m) => ({ ...m, tokens: b.tokens }));
       }));
       // Token-weighted average of the replicas' gradients, then clip by global norm.
       const tokens = results.reduce((s, r) => s + r.tokens, 0);
@@ -267,7 +294,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
       state.stepInEpoch = bi + 1;
       if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
       const secs = (performance.now() - t0) / 1000;
-      progress.tick(1, `xent ${xent.toFixed(3)} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
+      progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / xentN).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
       if (state.step % cfg.saveEvery === 0) {
         countTime();
         await save(path.join(ckptDir, "latest"));
@@ -277,10 +304,11 @@ export async function train(cfg: TrainConfig): Promise<State> {
     const seconds = (performance.now() - t0) / 1000;
     progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
     const ev = await evaluate();
-    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: xentSum / Math.max(1, xentN), devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds };
+    // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds };
     state.history.push(rec);
     countTime();
-    console.log(`epoch ${rec.epoch}: train xent ${rec.trainXent.toFixed(3)}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s`);
+    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s`);
     for (const s of ev.samples) console.log(`  e.g. "${s}"`);
     state.epoch++;
     state.stepInEpoch = 0;
