@@ -125,6 +125,10 @@ export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "
 
   if (runtime !== "tfjs") {
     try {
+      // onnxruntime-node >= 1.2x on Linux starts a telemetry client (uploads to a Microsoft collector,
+      // leaves mat-debug-*.log and .ses files in $TMPDIR). A captioning studio has no business
+      // phoning home, so it is switched off unless the user explicitly set the variable.
+      process.env.ORT_DISABLE_TELEMETRY ??= "1";
       const ort = await import("onnxruntime-node");
       const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
       const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, spec.node);

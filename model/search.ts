@@ -65,6 +65,7 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
   let { h, c } = img;
   let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0 }];
   const finished: Hypothesis[] = [];
+  let lastKey = "";
   try {
     for (let t = 0; t < o.maxLen + 1 && live.length; t++) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error("aborted");
@@ -128,8 +129,13 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
       const bestDone = finished.length ? Math.max(...finished.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
       if (finished.length >= K && live.every((l) => normScore(l, o.lengthPenalty) < bestDone)) live = [];
       const pool = [...finished, ...live];
-      const best = pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a));
-      yield { index: t, best: trimEnd(best) };
+      const best = trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));
+      // Report only changes: a step that merely ends the caption, or keeps the same leader, adds nothing.
+      const key = best.ids.join(" ");
+      if (key !== lastKey) {
+        lastKey = key;
+        yield { index: t, best };
+      }
     }
     const pool = finished.length ? finished : live;
     return trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));

@@ -66,8 +66,11 @@ test("greedy follows the locally best word; beam search finds the best caption",
     assert.equal(a.length, 4);
     assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-5);
   }
-  // The beam's live best hypothesis is reported at every step, before the final answer.
+  // The live best hypothesis is reported whenever it changes, never twice in a row, before the final answer.
   assert.ok(beam.events.length >= 2);
+  assert.equal(greedy.events.length, greedy.final.ids.length, "greedy yields once per word");
+  for (const { events } of [greedy, beam]) for (let i = 1; i < events.length; i++) assert.notDeepEqual(events[i].ids, events[i - 1].ids);
+  assert.deepEqual(beam.events.at(-1)!.ids, beam.final.ids);
   assert.equal(tf.memory().numTensors, before, "search frees every tensor it made");
   tf.dispose(Object.values(params));
 });

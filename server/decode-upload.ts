@@ -1,0 +1,105 @@
+/**
+ * The server's one image edge. Uploads are judged by their bytes, never by file name or
+ * declared type: the magic number must be an image format we accept, sharp's header read must
+ * agree, and the declared size must be under the pixel limit before any pixel is decoded
+ * (decompression bombs). Decoding then applies EXIF rotation, takes the first frame of an
+ * animation, flattens alpha on white and converts grey, CMYK and 16-bit images to 8-bit sRGB.
+ *
+ * The model gets the checked bytes (its own decoder applies the same conversions, so decoding
+ * once there keeps the first word fast); the result picture decodes them here, after the caption.
+ * Everything stays in memory; nothing touches the disk.
+ */
+import sharp, { type Metadata } from "sharp";
+import type { RawImage } from "../model/types.ts";
+import { ErrorCode } from "./events.ts";
+import { StudioError } from "./errors.ts";
+
+export type ImageFormat = "jpeg" | "png" | "gif" | "webp" | "tiff" | "avif" | "heif";
+
+/** Longest side kept after decoding by default: ample for the result picture's tiles. */
+export const MAX_SIDE = 512;
+
+export interface DecodedImage {
+  /** 8-bit RGB, upright, at most MAX_SIDE on its longest side. */
+  raw: RawImage & { channels: 3 };
+  format: ImageFormat;
+  /** Size of the upload as displayed (after EXIF rotation). */
+  width: number;
+  height: number;
+}
+
+const ascii = (b: Uint8Array, at: number, s: string) => s.split("").every((c, i) => b[at + i] === c.charCodeAt(0));
+
+/** The format that the first bytes announce, or null. */
+export function sniffImageType(b: Uint8Array): ImageFormat | null {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
+  if (b.length >= 8 && b[0] === 0x89 && ascii(b, 1, "PNG\r\n\x1a\n")) return "png";
+  if (ascii(b, 0, "GIF87a") || ascii(b, 0, "GIF89a")) return "gif";
+  if (ascii(b, 0, "RIFF") && ascii(b, 8, "WEBP")) return "webp";
+  if ((ascii(b, 0, "II") && b[2] === 42 && b[3] === 0) || (ascii(b, 0, "MM") && b[2] === 0 && b[3] === 42)) return "tiff";
+  if (ascii(b, 4, "ftyp")) {
+    const brand = String.fromCharCode(...b.subarray(8, 12));
+    if (brand === "avif" || brand === "avis") return "avif";
+    if (/^(heic|heix|hevc|hevx|mif1|msf1)$/.test(brand)) return "heif";
+  }
+  return null;
+}
+
+const bad = (message: string) => new StudioError(ErrorCode.BadImage, message);
+
+export interface DecodeLimits {
+  pixelLimit: number;
+}
+
+/** Checks type and size from the header only; cheap, so requests can be refused before they queue. */
+export async function inspectUpload(bytes: Uint8Array, { pixelLimit }: DecodeLimits): Promise<{ format: ImageFormat; width: number; height: number }> {
+  if (bytes.length === 0) throw bad("empty file: no image data was sent");
+  const format = sniffImageType(bytes);
+  if (!format) throw bad("not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF");
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { pages: 1, limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw bad(`unreadable ${format.toUpperCase()}: ${firstLine(e)}`);
+  }
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.pageHeight ?? meta.height;
+  if (!width || !height) throw bad(`unreadable ${format.toUpperCase()}: no image size in its header`);
+  if (width * height > pixelLimit) {
+    throw bad(`image too large: ${width}x${height} is ${(width * height / 1e6).toFixed(1)} megapixels; the limit is ${(pixelLimit / 1e6).toFixed(1)}`);
+  }
+  return { format, width, height };
+}
+
+/** Full decode to upright 8-bit RGB, at most maxSide px. Throws StudioError(bad_image) with a message safe for users. */
+export async function decodeUpload(bytes: Uint8Array, limits: DecodeLimits, maxSide = MAX_SIDE): Promise<DecodedImage> {
+  const { format, width, height } = await inspectUpload(bytes, limits);
+  try {
+    const { data, info } = await sharp(bytes, { pages: 1, failOn: "error", limitInputPixels: limits.pixelLimit })
+      .rotate() // EXIF orientation
+      .flatten({ background: "#ffffff" })
+      .toColourspace("srgb")
+      .resize(maxSide, maxSide, { fit: "inside", withoutEnlargement: true })
+      .removeAlpha()
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
+    const raw = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 as const };
+    return { raw, format, width, height };
+  } catch (e) {
+    throw bad(decodeMessage(format, firstLine(e)));
+  }
+}
+
+/** A decoder's complaint as a message for users, naming the format. */
+export function decodeMessage(format: ImageFormat, msg: string): string {
+  const f = format.toUpperCase();
+  if (/premature end|truncat|read error|unexpected end|end of file/i.test(msg)) return `truncated ${f}: the file ends before the image does`;
+  if (/pixel limit|too large/i.test(msg)) return "image too large: it has more pixels than the limit allows";
+  return `corrupt ${f}: ${msg.replace(/^unreadable image:\s*/i, "")}`;
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split("\n")[0].replace(/^Input buffer (has corrupt header|contains unsupported image format):?\s*/i, "").trim() || "cannot be decoded";
+}

@@ -1,0 +1,111 @@
+/**
+ * The Socket.IO contract, both directions. These names and payloads are public (README,
+ * "Socket.IO events"): change them only with a compatibility path.
+ *
+ * Every server event carries the job `id` that the `caption` acknowledgement returned, so a
+ * client that starts a new caption can ignore late events from the one it replaced.
+ */
+
+/** Error codes: the only values `failed.code` and HTTP error bodies' `error` take. */
+export const ErrorCode = Object.freeze({
+  /** The upload is not a usable image (empty, corrupt, truncated, wrong type, too many pixels). */
+  BadImage: "bad_image",
+  /** The request itself is malformed (missing image, bad beam or maxLen). */
+  BadRequest: "bad_request",
+  /** No such endpoint, or a result picture that has expired. */
+  NotFound: "not_found",
+  /** The upload is larger than the upload limit. */
+  TooLarge: "too_large",
+  /** The queue is full; try again shortly. */
+  Busy: "busy",
+  /** The job was cancelled (a newer caption from the same client, `cancel`, or disconnect). */
+  Cancelled: "cancelled",
+  /** The job ran past the server's job timeout. */
+  Timeout: "timeout",
+  /** The server is shutting down and takes no new work. */
+  ShuttingDown: "shutting_down",
+  /** Anything else; details go to the server log, not to the client. */
+  Internal: "internal",
+});
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Binary image data as a browser or Node client sends it. */
+export type ImageBytes = ArrayBuffer | Uint8Array;
+
+export interface CaptionRequest {
+  /** The encoded image (JPEG, PNG, WebP, GIF, TIFF, AVIF). */
+  image: ImageBytes;
+  /** 1 = greedy; N > 1 = beam search. Default: the server's --beam. */
+  beam?: number;
+  /** Maximum words. Default: the server's --max-len. */
+  maxLen?: number;
+}
+
+export type CaptionAck = { ok: true; id: string } | { ok: false; code: ErrorCode; message: string };
+
+export interface ClientEvents {
+  /** Starts a caption; replaces (cancels) this client's previous one if it is still running. */
+  caption: (req: CaptionRequest, ack?: (res: CaptionAck) => void) => void;
+  /** Cancels this client's running or waiting caption, if any. */
+  cancel: () => void;
+}
+
+export interface QueuedEvent {
+  id: string;
+  /** 1 = next to start. Sent again each time the job moves up. */
+  position: number;
+}
+
+export interface StartedEvent {
+  id: string;
+  /** [h, w] of every `alpha` grid that follows. */
+  grid: [number, number];
+}
+
+export interface StepEvent {
+  id: string;
+  /** 0-based position of `word`. */
+  index: number;
+  word: string;
+  /** Model probability of `word`, 0..1. */
+  prob: number;
+  /** Row-major h*w attention grid for this word; sums to 1. */
+  alpha: number[];
+  /** The whole current best caption; with beam search earlier words may change. */
+  hypothesis: string[];
+}
+
+export interface WordResult {
+  word: string;
+  prob: number;
+  alpha: number[];
+}
+
+export interface DoneEvent {
+  id: string;
+  caption: string;
+  words: WordResult[];
+  grid: [number, number];
+  /** Processing time (image decode + model), milliseconds; excludes waiting in the queue. */
+  ms: number;
+  /** Time spent waiting in the queue, milliseconds. */
+  waitMs: number;
+  /** URL of the downloadable result picture (PNG), valid for a while after `done`. */
+  picture: string;
+}
+
+export interface FailedEvent {
+  /** null when the request was refused before it got an id (e.g. a malformed payload). */
+  id: string | null;
+  code: ErrorCode;
+  /** Short, safe to show to users. */
+  message: string;
+}
+
+export interface ServerEvents {
+  queued: (e: QueuedEvent) => void;
+  started: (e: StartedEvent) => void;
+  step: (e: StepEvent) => void;
+  done: (e: DoneEvent) => void;
+  failed: (e: FailedEvent) => void;
+}

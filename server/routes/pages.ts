@@ -1,0 +1,74 @@
+/**
+ * The two pages: the studio (`/`) and the API guide (`/api`), plus the example photos. Each
+ * route builds a plain view-model; the EJS templates only print it.
+ */
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import express from "express";
+import type { Captioner } from "../../model/types.ts";
+import type { ServerConfig } from "../config.ts";
+import { cardView } from "../model-card.ts";
+
+const EXAMPLE_FILE = /\.(jpe?g|png|webp|gif)$/i;
+const MAX_EXAMPLES = 12;
+
+/** Sorted example photo names, or none when the folder is unset, missing or empty. */
+export async function listExamples(dir: string | null): Promise<string[]> {
+  if (!dir) return [];
+  try {
+    const names = await readdir(dir);
+    return names.filter((n) => EXAMPLE_FILE.test(n) && !n.startsWith(".")).sort().slice(0, MAX_EXAMPLES);
+  } catch {
+    return [];
+  }
+}
+
+/** JSON for a <script type="application/json"> block: `<` escaped so it cannot close the tag. */
+const safeJson = (x: unknown) => JSON.stringify(x).replace(/</g, "\\u003c");
+
+export function pagesRouter({ captioner, config }: { captioner: Captioner; config: ServerConfig }): express.Router {
+  const router = express.Router();
+  const card = cardView(captioner.card);
+
+  if (config.examplesDir) {
+    router.use("/examples", express.static(config.examplesDir, { index: false, dotfiles: "ignore", fallthrough: false, maxAge: "1h" }));
+  }
+
+  router.get("/", async (_req, res) => {
+    const examples = (await listExamples(config.examplesDir)).map((name) => ({
+      url: `/examples/${encodeURIComponent(name)}`,
+      name,
+      label: path.parse(name).name.replace(/[_-]+/g, " "),
+    }));
+    const client = {
+      beam: config.beam,
+      maxBeam: config.maxBeam,
+      maxLen: config.maxLen,
+      maxLenLimit: config.maxLenLimit,
+      uploadLimit: config.uploadLimit,
+      grid: captioner.grid,
+    };
+    res.render("index", {
+      title: "Caption Studio",
+      card,
+      examples,
+      defaults: { ...client, greedy: config.beam === 1, beamInput: Math.max(2, config.beam) },
+      uploadLimitMb: (config.uploadLimit / 1048576).toFixed(0),
+      clientJson: safeJson(client),
+    });
+  });
+
+  router.get("/api", (req, res) => {
+    const base = `${req.protocol}://${req.get("host") ?? `${config.host}:${config.port}`}`;
+    res.render("api", {
+      title: "Use via API · Caption Studio",
+      base,
+      grid: captioner.grid,
+      defaults: { beam: config.beam, maxBeam: config.maxBeam, maxLen: config.maxLen, maxLenLimit: config.maxLenLimit },
+      uploadLimitMb: (config.uploadLimit / 1048576).toFixed(0),
+      maxQueue: config.maxQueue,
+    });
+  });
+
+  return router;
+}

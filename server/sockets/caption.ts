@@ -1,0 +1,76 @@
+/**
+ * Socket handlers for one connection: `caption` starts a job whose progress is emitted to this
+ * socket only (`queued`, `started`, one `step` per word, then `done` or `failed`); `cancel` and
+ * disconnecting abort it. A client has at most one job: a new `caption` replaces the old one.
+ */
+import { randomUUID } from "node:crypto";
+import type { Socket } from "socket.io";
+import type { CaptionJobs } from "../caption-jobs.ts";
+import type { ServerConfig } from "../config.ts";
+import { StudioError, toClientError } from "../errors.ts";
+import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents } from "../events.ts";
+import type { ResultStore } from "../result-store.ts";
+
+export type StudioSocket = Socket<ClientEvents, ServerEvents>;
+
+export interface CaptionSocketDeps {
+  jobs: CaptionJobs;
+  results: ResultStore;
+  config: ServerConfig;
+  pictureUrl: (id: string) => string;
+}
+
+function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
+  if (typeof req !== "object" || req === null) throw new StudioError(ErrorCode.BadRequest, "caption expects an object { image, beam?, maxLen? }");
+  const { image, beam, maxLen } = req as Partial<CaptionRequest>;
+  let bytes: Uint8Array;
+  if (image instanceof Uint8Array) bytes = image;
+  else if (image instanceof ArrayBuffer) bytes = new Uint8Array(image);
+  else throw new StudioError(ErrorCode.BadRequest, "image must be binary data (ArrayBuffer, Uint8Array or Buffer)");
+  if (bytes.length > config.uploadLimit) {
+    throw new StudioError(ErrorCode.TooLarge, `file too large: ${(bytes.length / 1048576).toFixed(1)} MB; the limit is ${(config.uploadLimit / 1048576).toFixed(1)} MB`);
+  }
+  return { bytes, opts: jobs.options({ beam, maxLen }) };
+}
+
+export function registerCaptionSocket(socket: StudioSocket, { jobs, results, config, pictureUrl }: CaptionSocketDeps): void {
+  let current: { id: string; ctl: AbortController } | null = null;
+
+  async function handle(req: unknown, ack: unknown): Promise<void> {
+    const reply = typeof ack === "function" ? (ack as (res: CaptionAck) => void) : () => {};
+    let id: string | null = null;
+    try {
+      const { bytes, opts } = readRequest(req, config, jobs);
+      // Refused during shutdown without touching the job that is finishing.
+      if (jobs.stats.closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
+      current?.ctl.abort(new StudioError(ErrorCode.Cancelled, "replaced by a newer caption"));
+      const mine = { id: randomUUID(), ctl: new AbortController() };
+      id = mine.id;
+      current = mine;
+      reply({ ok: true, id: mine.id });
+      const out = await jobs.run(bytes, opts, {
+        signal: mine.ctl.signal,
+        onQueued: (position) => socket.emit("queued", { id: mine.id, position }),
+        onStarted: (grid) => socket.emit("started", { id: mine.id, grid }),
+        onStep: (s) => {
+          socket.emit("step", { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis });
+        },
+      });
+      if (current === mine) current = null;
+      const { caption, words, grid } = out.result;
+      results.put(mine.id, bytes, { caption, words, grid });
+      socket.emit("done", { id: mine.id, caption, words, grid, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), picture: pictureUrl(mine.id) });
+    } catch (e) {
+      if (current?.id === id) current = null;
+      const err = toClientError(e);
+      if (id === null) reply({ ok: false, code: err.code, message: err.message });
+      if (socket.connected) socket.emit("failed", { id, code: err.code, message: err.message });
+    }
+  }
+
+  socket.on("caption", (req, ack) => {
+    void jobs.track(handle(req, ack));
+  });
+  socket.on("cancel", () => current?.ctl.abort(new StudioError(ErrorCode.Cancelled, "cancelled")));
+  socket.on("disconnect", () => current?.ctl.abort(new StudioError(ErrorCode.Cancelled, "the client disconnected")));
+}

@@ -1,0 +1,467 @@
+/**
+ * The page's one entry module. Shared bits (theme toggle, copy buttons) run everywhere; the
+ * studio runs where #studio exists. It talks to the server only through the documented
+ * Socket.IO events (caption -> queued/started/step/done/failed) and the REST routes.
+ *
+ * For tests and embedders it dispatches `studio:step` ({ index, word, shown }) after drawing
+ * each streamed word and `studio:done` ({ caption, ms }) on document.
+ */
+import { io } from "/socket.io/socket.io.esm.min.js";
+import { COLORMAPS, paintRgba, upsampleGrid } from "./heatmap.js";
+
+const $ = (id) => document.getElementById(id);
+
+initTheme();
+initCopyButtons();
+if ($("studio")) initStudio(JSON.parse($("studio-config").textContent));
+
+function initTheme() {
+  const btn = $("theme-toggle");
+  if (!btn) return;
+  const dark = () => (document.documentElement.dataset.theme ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light")) === "dark";
+  btn.setAttribute("aria-pressed", String(dark()));
+  btn.addEventListener("click", () => {
+    const next = dark() ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    btn.setAttribute("aria-pressed", String(next === "dark"));
+    try {
+      localStorage.setItem("studio-theme", next);
+    } catch {
+      // Not persisted; fine.
+    }
+  });
+}
+
+function initCopyButtons() {
+  for (const btn of document.querySelectorAll("[data-copy]")) {
+    btn.addEventListener("click", async () => {
+      const text = $(btn.dataset.copy)?.textContent ?? "";
+      try {
+        await navigator.clipboard.writeText(text);
+        btn.textContent = "Copied";
+      } catch {
+        btn.textContent = "Select and copy";
+      }
+      setTimeout(() => (btn.textContent = "Copy"), 1600);
+    });
+  }
+}
+
+function initStudio(cfg) {
+  const el = {
+    dropzone: $("dropzone"), file: $("file"), empty: $("drop-empty"), stage: $("stage"), photo: $("photo"),
+    heat: $("heat"), stageWord: $("stage-word"), options: $("options"), beam: $("beam"), maxlen: $("maxlen"),
+    maxlenOut: $("maxlen-out"), run: $("run"), clear: $("clear"), status: $("status"), statusText: $("status-text"),
+    captionBox: $("caption-box"), caption: $("caption"), live: $("caption-live"), opacity: $("opacity"),
+    opacityOut: $("opacity-out"), colormap: $("colormap"), legend: $("legend-bar"), replay: $("replay"),
+    download: $("download"), tTotal: $("t-total"), tFirst: $("t-first"), tWait: $("t-wait"), tMode: $("t-mode"),
+    history: $("history"), historySection: $("history-section"), hint: $("caption-hint"),
+  };
+  const ctx = el.heat.getContext("2d");
+  const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null };
+
+  const socket = io({ transports: ["websocket", "polling"] });
+  socket.on("connect_error", () => state.job && !state.job.done && setStatus("error", "Cannot reach the server; retrying…"));
+  socket.on("disconnect", () => {
+    if (state.job && !state.job.done && !state.job.failed) fail({ message: "The connection dropped; press Caption to try again." });
+  });
+
+  // ----- status, timings -----
+  function setStatus(kind, text) {
+    el.status.className = `status ${kind}`;
+    el.statusText.textContent = text;
+  }
+  const fmtMs = (ms) => (ms == null ? "–" : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+
+  // ----- heatmap -----
+  /** Scales the photo (up or down) to fit the drop zone; the canvas covers exactly the photo. */
+  function layoutStage() {
+    const nw = el.photo.naturalWidth, nh = el.photo.naturalHeight;
+    if (!nw || !nh || el.stage.hidden || el.stage.classList.contains("no-preview")) return;
+    const cs = getComputedStyle(el.dropzone);
+    const availW = el.dropzone.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const availH = Math.min(window.innerHeight * 0.62, 560);
+    const s = Math.min(availW / nw, availH / nh);
+    el.photo.style.width = `${Math.floor(nw * s)}px`;
+    el.photo.style.height = `${Math.floor(nh * s)}px`;
+  }
+  new ResizeObserver(() => layoutStage()).observe(el.dropzone);
+  window.addEventListener("resize", layoutStage);
+
+  function sizeCanvas() {
+    const w = el.photo.naturalWidth || 1, h = el.photo.naturalHeight || 1;
+    const W = 320;
+    el.heat.width = W;
+    el.heat.height = Math.max(1, Math.round((W * h) / w));
+  }
+  function drawHeat(alpha, word) {
+    state.lastAlpha = alpha;
+    const [gh, gw] = state.job?.grid ?? cfg.grid;
+    const W = el.heat.width, H = el.heat.height;
+    if (!alpha) {
+      ctx.clearRect(0, 0, W, H);
+      el.stageWord.textContent = "";
+      return;
+    }
+    const values = upsampleGrid(alpha, gh, gw, W, H);
+    const img = ctx.createImageData(W, H);
+    paintRgba(values, img.data, { colormap: el.colormap.value, opacity: 1 });
+    ctx.putImageData(img, 0, 0);
+    el.stageWord.textContent = word ?? "";
+  }
+  function applyOpacity() {
+    el.heat.style.opacity = String(el.opacity.value / 100);
+    el.opacityOut.textContent = `${el.opacity.value}%`;
+  }
+  function applyColormap() {
+    const stops = COLORMAPS[el.colormap.value] ?? COLORMAPS.inferno;
+    el.legend.style.background = `linear-gradient(90deg, ${stops.join(", ")})`;
+    if (state.lastAlpha) drawHeat(state.lastAlpha, el.stageWord.textContent);
+  }
+
+  // ----- words -----
+  function chip(i) {
+    let c = el.caption.children[i];
+    if (!c) {
+      c = document.createElement("button");
+      c.type = "button";
+      c.className = "word";
+      c.dataset.index = String(i);
+      el.caption.append(c);
+    }
+    return c;
+  }
+  /** Shows `words` as chips; `current` marks the newest; returns how many chips are visible. */
+  function renderWords(words, { probs = [], current = -1, animate = true } = {}) {
+    el.captionBox.classList.toggle("has-words", words.length > 0);
+    words.forEach((w, i) => {
+      const c = chip(i);
+      const isNew = c.dataset.word === undefined;
+      if (c.dataset.word !== w) {
+        if (!isNew && animate) restartAnimation(c, "revised");
+        c.dataset.word = w;
+        c.textContent = w;
+        if (isNew && animate) restartAnimation(c, "fresh");
+      }
+      if (probs[i] != null) {
+        c.style.setProperty("--p", String(probs[i]));
+        c.title = `p = ${probs[i].toFixed(2)}`;
+      }
+      c.classList.toggle("current", i === current);
+      c.classList.remove("selected", "pending");
+      if (!animate) c.classList.remove("fresh", "revised");
+    });
+    while (el.caption.children.length > words.length) el.caption.lastElementChild.remove();
+    return words.length;
+  }
+  function restartAnimation(c, cls) {
+    c.classList.remove("fresh", "revised");
+    void c.offsetWidth; // restart the CSS animation
+    c.classList.add(cls);
+  }
+  function showWord(i, { sticky = false } = {}) {
+    const job = state.job;
+    if (!job?.done || !job.words[i]) return;
+    if (sticky) state.selected = i;
+    [...el.caption.children].forEach((c, k) => {
+      c.classList.toggle("selected", k === i);
+      c.classList.remove("current");
+    });
+    drawHeat(job.words[i].alpha, job.words[i].word);
+  }
+
+  el.caption.addEventListener("mouseover", (e) => {
+    const c = e.target.closest(".word");
+    if (c && !state.replay) showWord(Number(c.dataset.index));
+  });
+  el.caption.addEventListener("mouseleave", () => {
+    if (state.job?.done && !state.replay && state.selected >= 0) showWord(state.selected);
+  });
+  el.caption.addEventListener("focusin", (e) => {
+    const c = e.target.closest(".word");
+    if (c && !state.replay) showWord(Number(c.dataset.index), { sticky: true });
+  });
+  el.caption.addEventListener("click", (e) => {
+    const c = e.target.closest(".word");
+    if (!c) return;
+    stopReplay();
+    showWord(Number(c.dataset.index), { sticky: true });
+  });
+  el.caption.addEventListener("keydown", (e) => {
+    const c = e.target.closest(".word");
+    if (!c || !["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) return;
+    const n = el.caption.children.length, i = Number(c.dataset.index);
+    const next = e.key === "Home" ? 0 : e.key === "End" ? n - 1 : Math.min(n - 1, Math.max(0, i + (e.key === "ArrowRight" ? 1 : -1)));
+    el.caption.children[next]?.focus();
+    e.preventDefault();
+  });
+
+  // ----- replay -----
+  function stopReplay() {
+    if (!state.replay) return;
+    clearInterval(state.replay);
+    state.replay = null;
+    el.replay.lastChild.textContent = " Replay";
+    [...el.caption.children].forEach((c) => c.classList.remove("pending"));
+  }
+  function startReplay() {
+    const job = state.job;
+    if (!job?.done || job.words.length === 0) return;
+    stopReplay();
+    let i = 0;
+    const chips = [...el.caption.children];
+    chips.forEach((c) => c.classList.add("pending"));
+    const tick = () => {
+      if (i >= job.words.length) {
+        stopReplay();
+        showWord(state.selected >= 0 ? state.selected : job.words.length - 1, { sticky: true });
+        return;
+      }
+      chips[i].classList.remove("pending");
+      restartAnimation(chips[i], "fresh");
+      chips.forEach((c, k) => c.classList.toggle("current", k === i));
+      drawHeat(job.words[i].alpha, job.words[i].word);
+      i++;
+    };
+    el.replay.lastChild.textContent = " Stop";
+    tick();
+    state.replay = setInterval(tick, 480);
+  }
+  el.replay.addEventListener("click", () => (state.replay ? stopReplay() : startReplay()));
+
+  // ----- choosing an image -----
+  function pick(file) {
+    if (!file) return;
+    if (file.size > cfg.uploadLimit) {
+      return fail({ message: `That file is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${(cfg.uploadLimit / 1048576).toFixed(0)} MB.` });
+    }
+    if (file.type && !file.type.startsWith("image/")) return fail({ message: "That file is not an image." });
+    state.file = file;
+    if (state.url) URL.revokeObjectURL(state.url);
+    state.url = URL.createObjectURL(file);
+    el.stage.classList.remove("no-preview");
+    el.stage.hidden = false;
+    el.empty.hidden = true;
+    el.dropzone.classList.add("has-image");
+    el.clear.disabled = false;
+    el.run.disabled = false;
+    ctx.clearRect(0, 0, el.heat.width, el.heat.height);
+    el.photo.onload = () => {
+      sizeCanvas();
+      layoutStage();
+      if (state.lastAlpha) drawHeat(state.lastAlpha, el.stageWord.textContent);
+    };
+    el.photo.onerror = () => {
+      // The browser cannot show this format (e.g. TIFF); the server can still caption it.
+      el.stage.classList.add("no-preview");
+      el.heat.width = 320;
+      el.heat.height = 320;
+    };
+    el.photo.src = state.url;
+    for (const ex of document.querySelectorAll(".example")) ex.classList.toggle("current", ex.dataset.name === file.name);
+    start();
+  }
+
+  el.dropzone.addEventListener("click", (e) => {
+    if (e.target === el.file) return; // the picker's own click, bubbling up
+    if (!el.dropzone.classList.contains("has-image") || e.target === el.dropzone) el.file.click();
+  });
+  el.dropzone.addEventListener("keydown", (e) => {
+    if (e.target === el.dropzone && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      el.file.click();
+    }
+  });
+  el.file.addEventListener("change", () => {
+    pick(el.file.files?.[0]);
+    el.file.value = "";
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    document.addEventListener(type, (e) => {
+      if (![...(e.dataTransfer?.types ?? [])].includes("Files")) return;
+      e.preventDefault();
+      el.dropzone.classList.add("dragging");
+    });
+  }
+  document.addEventListener("dragleave", (e) => {
+    if (e.relatedTarget === null) el.dropzone.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (e) => {
+    if (!e.dataTransfer?.files?.length) return;
+    e.preventDefault();
+    el.dropzone.classList.remove("dragging");
+    pick(e.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData?.items ?? [])].find((x) => x.kind === "file" && x.type.startsWith("image/"));
+    if (!item) return;
+    e.preventDefault();
+    const f = item.getAsFile();
+    pick(new File([f], f.name || "pasted-image", { type: f.type }));
+  });
+  for (const ex of document.querySelectorAll(".example")) {
+    ex.addEventListener("click", async () => {
+      try {
+        const res = await fetch(ex.dataset.src);
+        if (!res.ok) throw new Error(String(res.status));
+        const blob = await res.blob();
+        pick(new File([blob], ex.dataset.name, { type: blob.type }));
+      } catch {
+        fail({ message: "Could not load that example." });
+      }
+    });
+  }
+
+  // ----- options -----
+  const beamMode = () => document.querySelector('input[name="mode"]:checked')?.value === "beam";
+  const syncMode = () => (el.beam.disabled = !beamMode());
+  for (const r of document.querySelectorAll('input[name="mode"]')) r.addEventListener("change", syncMode);
+  syncMode();
+  el.maxlen.addEventListener("input", () => (el.maxlenOut.textContent = el.maxlen.value));
+  el.opacity.addEventListener("input", applyOpacity);
+  el.colormap.addEventListener("change", applyColormap);
+  applyOpacity();
+  applyColormap();
+  el.options.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (state.file) start();
+  });
+  el.clear.addEventListener("click", (e) => {
+    e.stopPropagation();
+    socket.emit("cancel");
+    stopReplay();
+    state.job = null;
+    state.file = null;
+    state.selected = -1;
+    if (state.url) URL.revokeObjectURL(state.url);
+    state.url = null;
+    el.photo.removeAttribute("src");
+    el.photo.style.width = el.photo.style.height = "";
+    el.stage.hidden = true;
+    el.empty.hidden = false;
+    el.dropzone.classList.remove("has-image");
+    el.clear.disabled = true;
+    el.run.disabled = true;
+    drawHeat(null);
+    renderWords([]);
+    resetResult();
+    setStatus("", "Waiting for a photo");
+  });
+
+  function resetResult() {
+    el.replay.disabled = true;
+    el.download.classList.add("disabled");
+    el.download.setAttribute("aria-disabled", "true");
+    el.download.tabIndex = -1;
+    el.download.removeAttribute("href");
+    el.caption.classList.remove("interactive");
+    el.hint.hidden = true;
+    for (const t of [el.tTotal, el.tFirst, el.tWait]) t.textContent = "–";
+  }
+
+  // ----- captioning -----
+  async function start() {
+    stopReplay();
+    const beam = beamMode() ? Math.min(cfg.maxBeam, Math.max(2, Math.round(Number(el.beam.value) || 2))) : 1;
+    const maxLen = Math.min(cfg.maxLenLimit, Math.max(1, Math.round(Number(el.maxlen.value) || cfg.maxLen)));
+    el.beam.value = String(Math.max(2, beam));
+    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], done: false, failed: false, beam, maxLen };
+    state.job = job;
+    state.selected = -1;
+    renderWords([]);
+    drawHeat(null);
+    resetResult();
+    el.tMode.textContent = beam === 1 ? "greedy" : `beam ${beam}`;
+    el.stage.classList.add("busy");
+    setStatus("busy", "Uploading…");
+    const image = await state.file.arrayBuffer();
+    if (state.job !== job) return;
+    job.t0 = performance.now();
+    socket.emit("caption", { image, beam, maxLen }, (ack) => {
+      if (state.job !== job) return;
+      if (ack.ok) job.id = ack.id;
+      else fail(ack);
+    });
+  }
+  const mine = (e) => state.job && !state.job.done && e.id === state.job.id;
+
+  socket.on("queued", (e) => mine(e) && setStatus("busy", `Queued: position ${e.position}`));
+  socket.on("started", (e) => {
+    if (!mine(e)) return;
+    state.job.grid = e.grid;
+    setStatus("busy", "Decoding…");
+  });
+  socket.on("step", (e) => {
+    if (!mine(e)) return;
+    const job = state.job;
+    job.first ??= performance.now() - job.t0;
+    job.probs[e.index] = e.prob;
+    const shown = renderWords(e.hypothesis, { probs: job.probs, current: e.index });
+    drawHeat(e.alpha, e.word);
+    setStatus("busy", `Decoding… ${shown} word${shown === 1 ? "" : "s"}`);
+    document.dispatchEvent(new CustomEvent("studio:step", { detail: { index: e.index, word: e.word, shown } }));
+  });
+  socket.on("done", (e) => {
+    if (!mine(e)) return;
+    const job = state.job;
+    job.done = true;
+    job.words = e.words;
+    el.stage.classList.remove("busy");
+    renderWords(e.words.map((w) => w.word), { probs: e.words.map((w) => w.prob), animate: false });
+    el.caption.classList.add("interactive");
+    const last = e.words.length - 1;
+    if (last >= 0) showWord(last, { sticky: true });
+    else drawHeat(null);
+    el.live.textContent = e.caption;
+    el.tTotal.textContent = fmtMs(e.ms);
+    el.tFirst.textContent = fmtMs(job.first);
+    el.tWait.textContent = fmtMs(e.waitMs);
+    el.replay.disabled = e.words.length === 0;
+    el.download.href = `${e.picture}?download`;
+    el.download.classList.remove("disabled");
+    el.download.removeAttribute("aria-disabled");
+    el.download.tabIndex = 0;
+    setStatus("done", `Done in ${fmtMs(e.ms)}`);
+    el.hint.hidden = e.words.length === 0;
+    addHistory(e, job);
+    document.dispatchEvent(new CustomEvent("studio:done", { detail: { caption: e.caption, ms: e.ms } }));
+  });
+  socket.on("failed", (e) => {
+    const job = state.job;
+    if (!job || job.done) return;
+    if (e.id !== job.id && !(e.id === null && job.id === null)) return;
+    fail(e);
+  });
+  function fail(e) {
+    if (state.job) state.job.failed = true;
+    el.stage.classList.remove("busy");
+    setStatus("error", e.message || "Something went wrong.");
+  }
+
+  function addHistory(e, job) {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.alt = "";
+    try {
+      const c = document.createElement("canvas");
+      c.width = c.height = 88;
+      const s = Math.min(el.photo.naturalWidth, el.photo.naturalHeight);
+      c.getContext("2d").drawImage(el.photo, (el.photo.naturalWidth - s) / 2, (el.photo.naturalHeight - s) / 2, s, s, 0, 0, 88, 88);
+      img.src = c.toDataURL("image/jpeg", 0.8);
+    } catch {
+      // No thumbnail for formats the browser cannot draw.
+    }
+    const text = document.createElement("div");
+    const cap = document.createElement("p");
+    cap.className = "h-caption";
+    cap.textContent = e.caption || "(no words)";
+    const meta = document.createElement("p");
+    meta.className = "h-meta";
+    meta.textContent = `${fmtMs(e.ms)} · first word ${fmtMs(job.first)} · ${job.beam === 1 ? "greedy" : `beam ${job.beam}`} · ${new Date().toLocaleTimeString()}`;
+    text.append(cap, meta);
+    li.append(img, text);
+    el.history.prepend(li);
+    while (el.history.children.length > 5) el.history.lastElementChild.remove();
+    el.historySection.hidden = false;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * End to end in Debian's Chromium (playwright-core): the real server with the real model, a
+ * real Flickr8k photo uploaded through the page. Checks that words appear one at a time, that
+ * the heatmap canvas changes with each word, hover/tap/replay/download, the examples gallery,
+ * keyboard access and a bad upload; saves screenshots (light and dark, desktop and mobile)
+ * under test-output/. Skips, saying why, where Chromium is not installed.
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
+import { loadCaptioner } from "../model/index.ts";
+import type { Captioner } from "../model/types.ts";
+import { createApp, type StudioApp } from "../server/app.ts";
+import { makeConfig } from "../server/config.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const ROOT = path.resolve(import.meta.dirname, "..");
+const OUT = path.join(ROOT, "test-output");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
+const IMAGES = path.join(DATA, "images");
+const PHOTO = path.join(IMAGES, "1000268201_693b08cb0e.jpg");
+const EXAMPLES = ["1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg", "101654506_8eb26cfb60.jpg", "1003163366_44323f5815.jpg"];
+const T = { timeout: 240_000 };
+const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (apt-get install -y chromium)`;
+
+let captioner: Captioner;
+let studio: StudioApp;
+let browser: Browser;
+let base: string;
+let examplesDir: string;
+const errors: string[] = [];
+
+interface StepRecord {
+  index: number;
+  shown: number;
+  chips: number;
+  hash: number;
+}
+
+/** Opens the studio and starts recording each streamed step with a hash of the heatmap canvas. */
+async function open(options: BrowserContextOptions): Promise<Page> {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
+  await page.goto(base);
+  await page.evaluate(() => {
+    const w = window as unknown as { steps: StepRecord[]; doneDetail: unknown; canvasHash: () => number };
+    w.canvasHash = () => {
+      const c = document.getElementById("heat") as HTMLCanvasElement;
+      const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+      let h = 0;
+      for (let i = 0; i < d.length; i += 7) h = (h * 31 + d[i]) >>> 0;
+      return h;
+    };
+    w.steps = [];
+    document.addEventListener("studio:step", (e) => {
+      const { index, shown } = (e as CustomEvent).detail;
+      w.steps.push({ index, shown, chips: document.querySelectorAll("#caption .word").length, hash: w.canvasHash() });
+    });
+    document.addEventListener("studio:done", (e) => (w.doneDetail = (e as CustomEvent).detail));
+  });
+  return page;
+}
+
+async function captionFile(page: Page, file: string): Promise<{ caption: string; ms: number; steps: StepRecord[] }> {
+  await page.evaluate(() => {
+    const w = window as unknown as { steps: unknown[]; doneDetail: unknown };
+    w.steps = [];
+    w.doneDetail = null;
+  });
+  await page.setInputFiles("#file", file);
+  await page.waitForFunction(() => (window as unknown as { doneDetail: unknown }).doneDetail, null, { timeout: 120_000 });
+  return page.evaluate(() => {
+    const w = window as unknown as { steps: StepRecord[]; doneDetail: { caption: string; ms: number } };
+    return { ...w.doneDetail, steps: w.steps };
+  });
+}
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const hash = (page: Page) => page.evaluate(() => (window as unknown as { canvasHash: () => number }).canvasHash());
+/** Full-page screenshot once the chips' CSS animations have settled. */
+async function shot(page: Page, name: string): Promise<void> {
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+}
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(OUT, { recursive: true });
+  examplesDir = mkdtempSync(path.join(os.tmpdir(), "studio-browser-examples-"));
+  for (const n of EXAMPLES) copyFileSync(path.join(IMAGES, n), path.join(examplesDir, n));
+  captioner = await loadCaptioner();
+  studio = createApp({ captioner, config: makeConfig({ port: 0, examplesDir }) });
+  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(studio.httpServer.address() as { port: number }).port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await studio?.close();
+  captioner?.dispose();
+  if (examplesDir) rmSync(examplesDir, { recursive: true, force: true });
+});
+
+describe("studio page in Chromium", { skip }, () => {
+  it("streams words one at a time and redraws the heatmap for each (desktop, light)", T, async () => {
+    const page = await open({ viewport: { width: 1360, height: 900 }, colorScheme: "light" });
+    await page.click('label[for="mode-greedy"]');
+    const { caption, steps } = await captionFile(page, PHOTO);
+    assert.ok(steps.length >= 3, `several steps streamed (${steps.length})`);
+    steps.forEach((s, i) => {
+      assert.equal(s.index, i, "in order");
+      assert.equal(s.shown, i + 1, "one more word each step");
+      assert.equal(s.chips, i + 1, "the page shows exactly the words so far");
+    });
+    for (let i = 1; i < steps.length; i++) assert.notEqual(steps[i].hash, steps[i - 1].hash, `the heatmap changed at word ${i}`);
+    const words = await page.$$eval("#caption .word", (els) => els.map((e) => e.textContent));
+    assert.equal(words.length, steps.length);
+    assert.equal(caption.replace(/ ('s|n't)/g, "$1"), caption);
+    assert.match(await page.textContent("#status-text") ?? "", /^Done in/);
+    assert.match(await page.textContent("#t-total") ?? "", /\d+ (ms|s)$/);
+    assert.match(await page.textContent("#t-mode") ?? "", /greedy/);
+
+    // Hover shows each word's own heatmap.
+    await page.hover("#caption .word >> nth=0");
+    const h0 = await hash(page);
+    await page.hover("#caption .word >> nth=1");
+    const h1 = await hash(page);
+    assert.notEqual(h0, h1);
+    assert.equal(await page.textContent("#stage-word"), words[1]);
+    await shot(page, "browser-desktop-light");
+
+    // The overlay's opacity is adjustable.
+    await page.fill("#opacity", "25");
+    assert.equal(await page.$eval("#heat", (c) => (c as HTMLElement).style.opacity), "0.25");
+
+    // Replay plays the words again, one at a time.
+    await page.click("#replay");
+    await page.waitForFunction(() => document.querySelectorAll("#caption .word.pending").length > 0, null, { timeout: 5000 });
+    await page.waitForFunction(() => document.querySelectorAll("#caption .word.pending").length === 0, null, { timeout: 60_000 });
+
+    // The downloadable picture, rendered on the server.
+    const href = await page.getAttribute("#download", "href");
+    assert.ok(href);
+    const res = await page.request.get(new URL(href, base).href);
+    assert.equal(res.status(), 200);
+    assert.equal(res.headers()["content-type"], "image/png");
+    await page.context().close();
+  });
+
+  it("shows the live best hypothesis with beam search (desktop, dark)", T, async () => {
+    const page = await open({ viewport: { width: 1360, height: 900 }, colorScheme: "dark" });
+    await page.fill("#beam", "3");
+    const { steps } = await captionFile(page, PHOTO);
+    assert.ok(steps.length >= 2);
+    for (const s of steps) assert.equal(s.chips, s.shown, "the page shows the whole hypothesis");
+    await page.hover("#caption .word >> nth=2");
+    await shot(page, "browser-desktop-dark");
+    await page.context().close();
+  });
+
+  for (const scheme of ["light", "dark"] as const) {
+    it(`works on a phone: tap a word to see its heatmap (mobile, ${scheme})`, T, async () => {
+      const page = await open({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: scheme });
+      const { steps } = await captionFile(page, path.join(IMAGES, EXAMPLES[0]));
+      assert.ok(steps.length >= 2);
+      const before = await hash(page);
+      await page.tap("#caption .word >> nth=1");
+      assert.notEqual(await hash(page), before);
+      assert.ok(await page.$eval("#caption .word >> nth=1", (e) => e.classList.contains("selected")));
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
+      await shot(page, `browser-mobile-${scheme}`);
+      await page.context().close();
+    });
+  }
+
+  it("captions an example from the gallery, and the keyboard reaches everything", T, async () => {
+    const page = await open({ viewport: { width: 1100, height: 900 } });
+    // Listen from the start: Playwright intercepts file choosers only once a listener exists.
+    let choosers = 0;
+    page.on("filechooser", () => choosers++);
+    assert.equal(await page.locator(".example").count(), EXAMPLES.length);
+    await page.evaluate(() => ((window as unknown as { doneDetail: unknown }).doneDetail = null));
+    await page.click(".example >> nth=1");
+    await page.waitForFunction(() => (window as unknown as { doneDetail: unknown }).doneDetail, null, { timeout: 120_000 });
+    assert.ok(await page.$eval(".example >> nth=1", (e) => e.classList.contains("current")));
+
+    // Enter on the focused drop zone opens the file picker.
+    await page.focus("#dropzone");
+    await page.keyboard.press("Enter");
+    await until(() => choosers === 1, "a file chooser opens");
+
+    // Arrow keys move between words and show each one's heatmap.
+    await page.focus("#caption .word >> nth=0");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("data-index")), "1");
+    assert.ok(await page.$eval("#caption .word >> nth=1", (e) => e.classList.contains("selected")));
+    await page.context().close();
+  });
+
+  it("shows a clear message for a file that is not an image", T, async () => {
+    const page = await open({ viewport: { width: 1100, height: 800 } });
+    await page.setInputFiles("#file", { name: "holiday.jpg", mimeType: "image/jpeg", buffer: Buffer.from("this is not a photo") });
+    await page.waitForFunction(() => document.getElementById("status")!.classList.contains("error"), null, { timeout: 60_000 });
+    assert.match(await page.textContent("#status-text") ?? "", /not an image/);
+    await page.context().close();
+  });
+
+  it("renders the API guide (light and dark)", T, async () => {
+    for (const scheme of ["light", "dark"] as const) {
+      const page = await open({ viewport: { width: 1100, height: 900 }, colorScheme: scheme });
+      await page.goto(`${base}/api`);
+      assert.match(await page.textContent("h1") ?? "", /Use via API/);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `code blocks scroll inside the page (${overflow}px too wide)`);
+      await shot(page, `browser-api-${scheme}`);
+      await page.context().close();
+    }
+  });
+
+  it("logged no page errors or CSP violations", () => {
+    assert.deepEqual(errors, []);
+  });
+});
+
+// Keep the list of screenshots discoverable from the test output.
+after(() => {
+  if (!skip && existsSync(OUT)) console.log(`screenshots: ${readdirSync(OUT).filter((n) => n.startsWith("browser-")).map((n) => path.join("test-output", n)).join(", ")}`);
+});

@@ -1,0 +1,143 @@
+/**
+ * Server settings (server/config.ts) and the `npm start` entry point (server/index.ts): flags
+ * beat environment variables beat defaults; bad values fail naming the setting; the port falls
+ * back to the next free one (or fails with --strict-port); SIGTERM stops the server cleanly.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { ConfigError, DEFAULTS, SETTINGS, helpText, loadConfig } from "../server/config.ts";
+
+describe("loadConfig", () => {
+  it("has Gradio's defaults", () => {
+    const c = loadConfig([], {});
+    assert.equal(c.port, 7860);
+    assert.equal(c.host, "127.0.0.1");
+    assert.equal(c.uploadLimit, 10 * 1024 * 1024);
+    assert.equal(c.strictPort, false);
+    assert.deepEqual({ ...c, examplesDir: null }, { ...DEFAULTS, examplesDir: null });
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it("reads flags (both forms) and environment variables; flags win", () => {
+    const env = { PORT: "9000", CAPTION_CONCURRENCY: "3", CAPTION_UPLOAD_LIMIT_MB: "0.5", CAPTION_BEAM: "1" };
+    const c = loadConfig(["--port=8001", "--host", "0.0.0.0", "--max-queue", "5", "--strict-port"], env);
+    assert.equal(c.port, 8001);
+    assert.equal(c.host, "0.0.0.0");
+    assert.equal(c.concurrency, 3);
+    assert.equal(c.maxQueue, 5);
+    assert.equal(c.uploadLimit, 512 * 1024);
+    assert.equal(c.beam, 1);
+    assert.equal(c.strictPort, true);
+    assert.equal(loadConfig(["--no-strict-port"], { CAPTION_STRICT_PORT: "true" }).strictPort, false);
+    assert.equal(loadConfig([], { CAPTION_STRICT_PORT: "yes" }).strictPort, true);
+    assert.equal(loadConfig(["--upload-limit=2"], {}).uploadLimit, 2 * 1024 * 1024);
+  });
+
+  it("takes an examples folder, or '' to hide the gallery", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "studio-config-"));
+    try {
+      assert.equal(loadConfig(["--examples", dir], {}).examplesDir, dir);
+      assert.equal(loadConfig([], { CAPTION_EXAMPLES: dir }).examplesDir, dir);
+      assert.equal(loadConfig(["--examples="], {}).examplesDir, null);
+      assert.throws(() => loadConfig(["--examples", path.join(dir, "missing")], {}), /examples: folder not found/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  const bad: [string[], Record<string, string>, RegExp][] = [
+    [["--prot=1"], {}, /unknown argument "--prot=1"; known flags: --port/],
+    [["photo.jpg"], {}, /unknown argument/],
+    [["--port=abc"], {}, /--port: port must be an integer/],
+    [[], { PORT: "70000" }, /PORT: port must be between 0 and 65535/],
+    [["--concurrency=0"], {}, /concurrency must be between 1/],
+    [["--beam=5", "--max-beam=3"], {}, /beam \(5\) must not exceed maxBeam \(3\)/],
+    [["--max-len=60"], {}, /maxLen must be between 1 and 50/],
+    [["--upload-limit=-1"], {}, /uploadLimit must be between/],
+    [["--strict-port=maybe"], {}, /must be true or false/],
+    [["--port"], {}, /--port needs a value/],
+    [["--no-port"], {}, /only for true\/false settings/],
+    [["--host="], {}, /host must not be empty/],
+  ];
+  for (const [argv, env, pattern] of bad) {
+    it(`refuses ${JSON.stringify(argv)} ${JSON.stringify(env)}`, () => {
+      assert.throws(() => loadConfig(argv, env), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+    });
+  }
+
+  it("documents every setting in --help", () => {
+    const help = helpText();
+    for (const s of SETTINGS) {
+      assert.ok(help.includes(`--${s.flag}`), s.flag);
+      for (const e of s.env) assert.ok(help.includes(e), e);
+    }
+  });
+});
+
+describe("npm start (server/index.ts)", () => {
+  const children: ReturnType<typeof spawn>[] = [];
+  const blockers: net.Server[] = [];
+  after(() => {
+    children.forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
+    blockers.forEach((b) => b.close());
+  });
+
+  /** Runs the real entry point with the same loaders as this test (tsx). */
+  function start(args: string[]) {
+    const execArgv = process.execArgv.filter((a) => !a.startsWith("--test"));
+    const child = spawn(process.execPath, [...execArgv, path.join(import.meta.dirname, "..", "server", "index.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    children.push(child);
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const until = async (pattern: RegExp, ms = 120_000) => {
+      const t0 = Date.now();
+      while (!pattern.test(out)) {
+        if (Date.now() - t0 > ms || child.exitCode !== null) throw new Error(`did not print ${pattern}; output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return out;
+    };
+    return { child, exited, until, output: () => out };
+  }
+
+  async function takenPort(): Promise<number> {
+    const blocker = net.createServer();
+    blockers.push(blocker);
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    return (blocker.address() as net.AddressInfo).port;
+  }
+
+  it("moves to the next free port when the port is taken, prints the URL, and stops on SIGTERM", { timeout: 180_000 }, async () => {
+    const port = await takenPort();
+    const run = start(["--port", String(port), "--host", "127.0.0.1"]);
+    const out = await run.until(/Running on local URL: +http:\/\/127\.0\.0\.1:(\d+)/);
+    const used = Number(/Running on local URL: +http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    assert.ok(used > port, `${used} > ${port}`);
+    assert.match(out, new RegExp(`Port ${port} is in use; using port ${used} instead`));
+    const health = await fetch(`http://127.0.0.1:${used}/api/health`);
+    assert.equal(health.status, 200);
+    run.child.kill("SIGTERM");
+    assert.equal(await run.exited, 0);
+    assert.match(run.output(), /SIGTERM: finishing 0 job\(s\)[\s\S]*Stopped\./);
+  });
+
+  it("fails clearly with --strict-port when the port is taken", { timeout: 180_000 }, async () => {
+    const port = await takenPort();
+    const run = start(["--port", String(port), "--strict-port"]);
+    assert.equal(await run.exited, 1);
+    assert.match(run.output(), new RegExp(`port ${port} is already in use \\(--strict-port is set\\)`));
+  });
+
+  it("rejects a bad flag before loading anything", { timeout: 60_000 }, async () => {
+    const run = start(["--concurrency=lots"]);
+    assert.equal(await run.exited, 2);
+    assert.match(run.output(), /--concurrency: concurrency must be an integer[\s\S]*Usage: npm start/);
+  });
+});
