@@ -46,6 +46,7 @@ runStep(async () => {
     run: s.config.name, init: s.config.init, epochs: s.epoch, bestEpoch: s.best.epoch, bestDevCiderGreedy: s.best.cider,
     seconds: Math.round(s.trainSeconds), tokensPerSec: Math.round(s.tokens / Math.max(1, s.trainSeconds)),
     hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience"].map((k) => [k, s.config[k]])),
+    changes: s.changes ?? [],
     history: s.history,
   }));
   card.weights = { dtype: cfg.dtype, bytes: readFileSync(path.join(cfg.out, "decoder.bin")).length, from: path.relative(REPO_ROOT, from) };

@@ -106,8 +106,8 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
                 const r = await gen.next();
                 if (r.done) return { result: r.value, ms: performance.now() - t0, waitMs: t0 - enqueued };
                 signal.throwIfAborted();
-                // The search re-yields an unchanged best hypothesis (at <end>, or while a finished
-                // beam stays best); clients get a step only when the caption changed.
+                // The search yields only changes; this guard keeps the one-step-per-change contract
+                // for clients even if a captioner does not.
                 const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}`;
                 if (key === last) continue;
                 last = key;

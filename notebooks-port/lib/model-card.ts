@@ -33,6 +33,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
   for (const t of card.training ?? []) {
     lines.push(`## Training run \`${t.run}\``, "", `Started from: ${t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${t.bestEpoch}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores).`, "");
     lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");
+    for (const c of t.changes ?? []) lines.push(`Changed from epoch ${c.atEpoch}: ` + Object.keys(c.to).map((k) => `${k} ${c.from[k]} → ${c.to[k]}`).join(", ") + ".", "");
     lines.push("| epoch | train xent | dev xent | dev BLEU-4 (greedy) | dev CIDEr-D (greedy) | lr |", "| --- | --- | --- | --- | --- | --- |");
     for (const h of t.history) lines.push(`| ${h.epoch} | ${f(h.trainXent)} | ${f(h.devXent)} | ${f(h.bleu4, 4)} | ${f(h.cider, 4)} | ${h.lr?.toExponential?.(2)} |`);
     lines.push("");

@@ -52,6 +52,8 @@ interface State {
   best: { cider: number; epoch: number }; badEpochs: number;
   history: EpochRecord[]; steps: [number, number][]; trainSeconds: number; tokens: number;
   config: TrainConfig; decoder: DecoderConfig;
+  /** Settings changed when resuming (e.g. a lower dropout from epoch 9), so the record stays honest. */
+  changes?: { atEpoch: number; from: Partial<TrainConfig>; to: Partial<TrainConfig> }[];
 }
 
 function rng(seed: number) {
@@ -146,6 +148,13 @@ export async function train(cfg: TrainConfig): Promise<State> {
   if (resuming) {
     process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
     if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
+    const keys = (Object.keys(cfg) as (keyof TrainConfig)[]).filter((k) => k !== "epochs" && k in state.config && state.config[k] !== cfg[k]);
+    if (keys.length) {
+      const pick = (c: TrainConfig) => Object.fromEntries(keys.map((k) => [k, c[k]])) as Partial<TrainConfig>;
+      (state.changes ??= []).push({ atEpoch: state.epoch + 1, from: pick(state.config), to: pick(cfg) });
+      process.stderr.write(`settings changed from epoch ${state.epoch + 1}: ${keys.map((k) => `${k} ${state.config[k]} -> ${cfg[k]}`).join(", ")}\n`);
+      state.config = cfg;
+    }
   }
   const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
   if (startFrom && !existsSync(path.join(startFrom, "params.json"))) throw new Error(`no checkpoint at ${startFrom}`);
