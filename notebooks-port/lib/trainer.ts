@@ -25,7 +25,7 @@ export const TRAIN_DEFAULTS = {
   attnDim: DEFAULT_CONFIG.attnDim,
   outDim: DEFAULT_CONFIG.outDim,
   maxLen: DEFAULT_CONFIG.maxLen,
-  init: "auto", // auto: resume checkpoints/<name> if present; scratch; or a checkpoint folder to start from
+  init: "auto", // auto: start fresh, or resume checkpoints/<name> if present; scratch: always fresh; or a checkpoint folder to start from (unless resuming)
   workers: 2, // data-parallel replicas, one per core
   batch: 128, // captions per step, split across workers
   lr: 8e-4,
@@ -141,7 +141,8 @@ export async function train(cfg: TrainConfig): Promise<State> {
     embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
   };
   const stateFile = path.join(ckptDir, "state.json");
-  const resuming = cfg.init === "auto" && existsSync(stateFile);
+  // A run that has a state file resumes (fine-tuning too), unless --init=scratch asks for a fresh start.
+  const resuming = cfg.init !== "scratch" && existsSync(stateFile);
   let state: State = resuming
     ? JSON.parse(readFileSync(stateFile, "utf8"))
     : { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder };
@@ -226,6 +227,9 @@ export async function train(cfg: TrainConfig): Promise<State> {
     process.stderr.write(`starting point: dev xent ${ev.devXent.toFixed(3)} BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}\n`);
     state.history.push({ epoch: 0, trainXent: NaN, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0 });
     state.best = { cider: ev.cider, epoch: 0 };
+    // If fine-tuning never beats its starting point, "best" is the starting point.
+    await save(path.join(ckptDir, "best"));
+    saveState();
   }
   while (state.epoch < cfg.epochs && state.badEpochs < cfg.patience) {
     const rand = rng(cfg.seed * 1000 + state.epoch);
