@@ -45,9 +45,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts `npm start`'s entry point with extra flags, on a free port. */
+/** Starts `npm start`'s entry point with extra flags, on a free port (no rate limit: one address drives it all). */
 export async function startServer(flags: string[] = []): Promise<Server> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "server", "index.ts"), "--port=0", "--host=127.0.0.1", ...flags], {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "server", "index.ts"), "--port=0", "--host=127.0.0.1", "--rate-limit=0", ...flags], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

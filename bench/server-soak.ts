@@ -1,31 +1,42 @@
 /**
- * Memory over 2,000 requests: RSS and the model's tensor count must stay flat. Mixed traffic
- * against the real server (a child process): Socket.IO clients and HTTP posts, greedy and beam
- * search, the occasional cancelled job (client disconnects mid-caption) and bad upload. Requests
- * run in rounds of --every; between rounds, once the server is idle, /api/health is sampled (a
- * sample taken mid-job would count that job's live tensors). Fails (exit 1) if the idle tensor
- * count ever changes, or if mean RSS over the last third of the run exceeds the first third
- * (after warm-up) by more than --rssSlackMb; single samples swing with garbage collection.
- *   npx tsx bench/server-soak.ts [--requests=2000] [--clients=4] [--every=100] [--rssSlackMb=40]
+ * Memory under sustained load: 10,000 captions at concurrency 8 (issue 4's soak); RSS and the
+ * model's tensor count must stay flat, and no request may be lost. Mixed traffic against the real
+ * server (a child process): Socket.IO clients and HTTP posts, greedy and beam search, the
+ * occasional cancelled job (client disconnects mid-caption) and bad upload. Requests run in
+ * rounds of --every; between rounds, once the server is idle, /api/health is sampled (a sample
+ * taken mid-job would count that job's live tensors); a poller also records the peak RSS under
+ * load. Refusals on purpose (the queue limit's `busy`, bad uploads, cancellations) are counted
+ * apart; anything else is a lost request. Fails (exit 1) if any request is lost, if the idle
+ * tensor count ever changes, or if mean RSS over the last third of the run exceeds the first
+ * third (after warm-up) by more than --rssSlackMb; single samples swing with garbage collection.
+ *   npx tsx bench/server-soak.ts [--requests=10000] [--clients=8] [--every=250] [--rssSlackMb=40]
  */
 import { captionOnce, connect, health, parseConfig, photos, runStep, startServer, summarise, type Client } from "./server-harness.ts";
 
 const defaults = {
-  requests: 2000,
-  clients: 4,
-  every: 100, // requests per round; /api/health is sampled after each
-  warmup: 200, // requests left out of the RSS comparison
+  requests: 10_000,
+  clients: 8, // concurrent clients
+  every: 250, // requests per round; /api/health is sampled after each
+  warmup: 500, // requests left out of the RSS comparison
   rssSlackMb: 40, // allowed growth of mean RSS, last third vs first third
+  maxQueue: 32, // the server's --max-queue (its default); lower it to see `busy` refusals counted apart
 };
 
 runStep(async () => {
   const cfg = parseConfig(defaults);
   const imgs = photos(64);
-  const server = await startServer(["--max-queue=64"]);
+  const server = await startServer([`--max-queue=${cfg.maxQueue}`]);
   const samples: { at: number; rssMb: number; heapMb: number; tensors: number }[] = [];
-  const counts = { done: 0, cancelled: 0, refused: 0, failed: 0 };
+  const counts = { done: 0, cancelled: 0, refused: 0, busy: 0, failed: 0 };
+  const lost: string[] = [];
+  let peakRssMb = 0;
   const latencies: number[] = [];
   const t0 = performance.now();
+
+  function fail(i: number, why: string): void {
+    counts.failed++;
+    if (lost.length < 20) lost.push(`#${i}: ${why}`);
+  }
 
   async function one(socketRef: { s: Client }, i: number, c: number): Promise<void> {
     const image = imgs[i % imgs.length];
@@ -39,25 +50,30 @@ runStep(async () => {
     } else if (i % 50 === 7) {
       const r = await captionOnce(socketRef.s, image.subarray(0, 1500)); // truncated JPEG
       if (r.code === "bad_image") counts.refused++;
-      else counts.failed++;
+      else fail(i, `truncated upload: ${r.code ?? "captioned"}`);
     } else if (i % 5 === c % 5) {
       const form = new FormData();
       form.append("image", new Blob([new Uint8Array(image)], { type: "image/jpeg" }), "p.jpg");
       const t = performance.now();
-      const res = await fetch(new URL(`/api/caption?beam=${1 + (i % 3)}`, server.url), { method: "POST", body: form });
-      await res.arrayBuffer();
-      if (!res.ok) counts.failed++;
-      else {
-        counts.done++;
-        latencies.push(performance.now() - t);
+      try {
+        const res = await fetch(new URL(`/api/caption?beam=${1 + (i % 3)}`, server.url), { method: "POST", body: form });
+        await res.arrayBuffer();
+        if (res.status === 429) counts.busy++;
+        else if (!res.ok) fail(i, `HTTP ${res.status}`);
+        else {
+          counts.done++;
+          latencies.push(performance.now() - t);
+        }
+      } catch (e) {
+        fail(i, `HTTP: ${(e as Error).cause ?? e}`);
       }
     } else {
       const r = await captionOnce(socketRef.s, image, { beam: 1 + (i % 3) });
-      if (!r.ok) counts.failed++;
-      else {
+      if (r.ok) {
         counts.done++;
         latencies.push(r.totalMs);
-      }
+      } else if (r.code === "busy") counts.busy++;
+      else fail(i, `socket: ${r.code}`);
     }
   }
 
@@ -72,6 +88,10 @@ runStep(async () => {
     }
   }
 
+  // The peak under load, not only at idle.
+  const poller = setInterval(() => {
+    health(server.url).then((h) => (peakRssMb = Math.max(peakRssMb, h.memory.rssMb)), () => undefined);
+  }, 500);
   try {
     const sockets = await Promise.all(Array.from({ length: cfg.clients }, async () => ({ s: await connect(server.url) })));
     await idleSample(0);
@@ -85,11 +105,15 @@ runStep(async () => {
     }
     sockets.forEach((ref) => ref.s.close());
   } finally {
+    clearInterval(poller);
     await server.stop();
   }
 
   const lat = summarise(latencies);
-  console.log(`soak: ${cfg.requests} requests from ${cfg.clients} clients in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${counts.done} captions, ${counts.cancelled} cancelled mid-caption, ${counts.refused} bad uploads refused, ${counts.failed} unexpected failures`);
+  peakRssMb = Math.max(peakRssMb, ...samples.map((x) => x.rssMb));
+  console.log(`soak: ${cfg.requests} requests from ${cfg.clients} clients in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${counts.done} captions, ${counts.cancelled} cancelled mid-caption, ${counts.refused} bad uploads refused, ${counts.busy} refused busy (queue limit), ${counts.failed} lost`);
+  for (const l of lost) console.log(`  lost ${l}`);
+  console.log(`  peak server RSS under load: ${peakRssMb.toFixed(1)} MB`);
   console.log(`  caption latency: median ${lat.median.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`);
   console.log("  after   RSS MB   heap MB   tensors (server idle)");
   for (const s of samples) console.log(`  ${String(s.at).padStart(5)}   ${s.rssMb.toFixed(1).padStart(6)}   ${s.heapMb.toFixed(1).padStart(7)}   ${String(s.tensors).padStart(7)}`);

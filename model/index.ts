@@ -82,8 +82,8 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const pixels = await toRgbSquare(image, encoder.spec.inputSize);
     o.signal?.throwIfAborted();
     const feats = await encoder.encode([pixels]);
+    const it = search(params, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, signal: o.signal });
     try {
-      const it = search(params, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, signal: o.signal });
       let r = await it.next();
       while (!r.done) {
         const best = r.value.best;
@@ -102,6 +102,9 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
       const words = r.value.ids.map((id, i) => ({ word: vocab.words[id], prob: r.value.probs[i], alpha: Array.from(r.value.alphas[i]) }));
       return { caption: detokenize(words.map((w) => w.word)), words, grid: config.grid, ms: performance.now() - t0 };
     } finally {
+      // A consumer that stops early (break, return) closes this generator; close the search
+      // too, so its finally frees the decoder state.
+      await it.return(undefined as never);
       feats.dispose();
     }
   }

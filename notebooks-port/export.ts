@@ -3,13 +3,15 @@
  * decoder.json, decoder.bin (float16)} plus the training section of model-card.json.
  *   npm run pipeline:export -- --from=checkpoints/sat-centernet-ft/best
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DEFAULT_MODEL_DIR } from "../model/index.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
 import { loadDataset } from "./lib/dataset.ts";
 import { REPO_ROOT } from "./lib/flickr8k.ts";
+import { RUNS_DIR } from "./lib/paths.ts";
+import { writeModelCardMarkdown } from "./lib/model-card.ts";
 
 const defaults = {
   from: "checkpoints/sat-centernet-ft/best", // a checkpoint folder (its parent holds state.json)
@@ -49,7 +51,14 @@ runStep(async () => {
     changes: s.changes ?? [],
     history: s.history,
   }));
+  // The loss and score curves travel with the weights, so a person can open them next to the card.
+  const curves = path.join(RUNS_DIR, state.config.name, "curves.png");
+  if (existsSync(curves)) {
+    copyFileSync(curves, path.join(cfg.out, "training-curves.png"));
+    card.curves = path.relative(path.join(cfg.out, ".."), path.join(cfg.out, "training-curves.png"));
+  }
   card.weights = { dtype: cfg.dtype, bytes: readFileSync(path.join(cfg.out, "decoder.bin")).length, from: path.relative(REPO_ROOT, from) };
   writeFileSync(cardFile, JSON.stringify(card, null, 2) + "\n");
+  if (path.resolve(cfg.out) === DEFAULT_MODEL_DIR) writeModelCardMarkdown(cfg.out);
   console.log(`exported ${from} -> ${cfg.out} (${cfg.dtype}, ${(card.weights.bytes / 1e6).toFixed(1)} MB)`);
 });

@@ -10,7 +10,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
   const lines: string[] = [
     "# Model card: Show, Attend and Tell on Flickr8k",
     "",
-    "_Generated from `model/weights/model-card.json` by `npm run pipeline:evaluate -- --card`; edit the JSON's `notes`, not this file._",
+    "_Generated from `model/weights/model-card.json` by the pipeline's export and evaluate steps; edit the JSON's `notes`, not this file._",
     "",
     "## Model",
     `- Encoder (frozen): \`${a.encoder}\`, a ${a.grid?.join("×")}×${a.featureDim} grid of regions for attention.`,
@@ -20,6 +20,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
     "",
   ];
   if (card.notes) lines.push("## Notes", "", ...card.notes.map((n: string) => `- ${n}`), "");
+  if (card.curves) lines.push(`Training curves: [${card.curves}](${card.curves}).`, "");
   const d = card.data;
   if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images (the standard splits), 5 captions each. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
   const scores = card.scores?.test;
@@ -31,7 +32,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
     lines.push("", "Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from the test references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`.", "");
   }
   for (const t of card.training ?? []) {
-    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${t.bestEpoch}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores).`, "");
+    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${t.bestEpoch}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores).`, "");
     lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");
     for (const c of t.changes ?? []) lines.push(`Changed from epoch ${c.atEpoch}: ` + Object.keys(c.to).map((k) => `${k} ${c.from[k]} → ${c.to[k]}`).join(", ") + ".", "");
     lines.push("| epoch | train xent | dev xent | dev BLEU-4 (greedy) | dev CIDEr-D (greedy) | lr |", "| --- | --- | --- | --- | --- | --- |");
