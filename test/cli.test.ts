@@ -1,0 +1,55 @@
+/** The `caption` CLI, run as a user would: real photos, a bad file, a missing path, bad flags. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const dir = mkdtempSync(path.join(tmpdir(), "caption-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, "bin", "caption.js"), ...args], { encoding: "utf8", timeout: 120_000 });
+
+test("captions a folder as JSON lines, reports bad files and goes on", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, () => {
+  const photos = readdirSync(path.join(DATA, "images")).sort().slice(0, 2);
+  mkdirSync(path.join(dir, "sub"));
+  copyFileSync(path.join(DATA, "images", photos[0]), path.join(dir, photos[0]));
+  copyFileSync(path.join(DATA, "images", photos[1]), path.join(dir, "sub", photos[1]));
+  writeFileSync(path.join(dir, "notes.jpg"), "this is not a picture");
+  const r = cli("--json", "--beam", "2", dir, path.join(dir, "missing.png"));
+  assert.equal(r.status, 1, "exit code 1 when a file failed");
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines.length, 2, r.stdout);
+  for (const l of lines) {
+    assert.deepEqual(Object.keys(l).sort(), ["caption", "file", "ms", "words"]);
+    assert.ok(l.caption.split(" ").length >= 3);
+    assert.equal(l.words.length, l.caption.split(" ").length);
+    assert.ok(l.ms > 0);
+  }
+  assert.ok(lines.some((l) => l.file.endsWith(path.join("sub", photos[1]))), "folders are walked recursively");
+  assert.match(r.stderr, /notes\.jpg: not an image/);
+  assert.match(r.stderr, /missing\.png: no such file or folder/);
+  assert.match(r.stderr, /\[2\/3\]|\[3\/3\]/, "progress for folders");
+  assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, "no stack traces");
+});
+
+test("plain output is file<TAB>caption", { skip: !existsSync(DATA) }, () => {
+  const photo = path.join(DATA, "images", readdirSync(path.join(DATA, "images")).sort()[0]);
+  const r = cli("--beam", "1", photo);
+  assert.equal(r.status, 0, r.stderr);
+  const [file, caption] = r.stdout.trim().split("\t");
+  assert.equal(file, photo);
+  assert.ok(caption.split(" ").length >= 3);
+});
+
+test("usage errors exit 2 with a readable message", () => {
+  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--bogus", "x.jpg"]]) {
+    const r = cli(...args);
+    assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /^caption: .+\nusage: caption/);
+  }
+});
