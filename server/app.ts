@@ -15,7 +15,7 @@ import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
 import { ErrorCode, type ClientEvents, type ServerEvents } from "./events.ts";
 import { gradioRouter } from "./gradio/index.ts";
-import { clientAddress, createRateLimits, rateLimitedMessage } from "./rate-limit.ts";
+import { clientKey, createRateLimits, rateLimitedMessage } from "./rate-limit.ts";
 import { ResultStore } from "./result-store.ts";
 import { apiRouter } from "./routes/api.ts";
 import { pagesRouter } from "./routes/pages.ts";
@@ -87,17 +87,17 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     headers["X-Content-Type-Options"] = "nosniff";
     headers["Cache-Control"] = "no-store";
   });
-  const addressOf = (socket: { request: { headers: Record<string, string | string[] | undefined>; socket: { remoteAddress?: string } } }) =>
-    clientAddress(socket.request.socket.remoteAddress, socket.request.headers["x-forwarded-for"]);
+  const keyOf = (socket: { request: { headers: Record<string, string | string[] | undefined>; socket: { remoteAddress?: string } } }) =>
+    clientKey(socket.request.socket.remoteAddress, socket.request.headers["x-forwarded-for"]);
   io.use((socket, next) => {
-    void limits.hit(addressOf(socket)).then(({ ok, retryAfterS }) => next(ok ? undefined : handshakeError(ErrorCode.RateLimited, 429, rateLimitedMessage(retryAfterS))));
+    void limits.hit(keyOf(socket)).then(({ ok, retryAfterS }) => next(ok ? undefined : handshakeError(ErrorCode.RateLimited, 429, rateLimitedMessage(retryAfterS))));
   });
   io.use((socket, next) => access.socket(socket, next));
   io.on("connection", (socket) => {
     // Captions count against the client address's rate limit; over it, the caption is refused.
     socket.use(([event, ...args], next) => {
       if (event !== "caption") return next();
-      void limits.hit(addressOf(socket)).then(({ ok, retryAfterS }) => {
+      void limits.hit(keyOf(socket)).then(({ ok, retryAfterS }) => {
         if (ok) return next();
         const message = rateLimitedMessage(retryAfterS);
         const ack = args.at(-1);

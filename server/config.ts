@@ -7,6 +7,7 @@
  * which beat defaults. An unknown flag, a value of the wrong type or one out of bounds is an
  * error that names the setting and what it accepts.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,9 +42,32 @@ export interface ServerConfig {
   readonly examplesDir: string | null;
   /** Where the model's weights are; undefined lets model/ use its default. */
   readonly modelDir: string | undefined;
+  /** Open a public share link (a tunnel) once the server listens. */
+  readonly share: boolean;
+  /** Which tunnel provider `share` uses. */
+  readonly shareProvider: ShareProviderName;
+  /** The provider's server: localtunnel's URL, or ngrok's server_addr (host:port); null = the provider's default. */
+  readonly shareHost: string | null;
+  /** The share link is closed after this long, ms. */
+  readonly shareTtlMs: number;
+  /** When sharing, require credentials (a generated token unless --token or --auth is given). */
+  readonly shareAuth: boolean;
+  /** ngrok's authtoken (NGROK_AUTHTOKEN); only the ngrok provider uses it. */
+  readonly ngrokAuthtoken: string | null;
+  /** "user:pass" for HTTP Basic access control; null = off. */
+  readonly auth: string | null;
+  /** Access token (in the link as ?token=, or `Authorization: Bearer`); null = off. Generated when sharing without credentials. */
+  readonly token: string | null;
+  /** Requests per minute per client address (HTTP requests, Socket.IO connections and captions together); 0 = no limit. */
+  readonly rateLimit: number;
+  /** Origins (scheme://host[:port]) allowed to call the studio from other sites; empty = CORS closed. */
+  readonly corsOrigins: readonly string[];
 }
 
-type Kind = "int" | "bool" | "string" | "path" | "megabytes";
+export const SHARE_PROVIDERS = ["localtunnel", "ngrok"] as const;
+export type ShareProviderName = (typeof SHARE_PROVIDERS)[number];
+
+type Kind = "int" | "bool" | "string" | "optional" | "path" | "megabytes" | "duration" | "choice" | "list";
 
 interface Setting {
   key: keyof ServerConfig;
@@ -52,6 +76,10 @@ interface Setting {
   kind: Kind;
   min?: number;
   max?: number;
+  /** For kind "choice": the accepted values. */
+  choices?: readonly string[];
+  /** For --help, where the default is not a plain value (or is a secret). */
+  shown?: string;
   help: string;
 }
 
@@ -74,7 +102,22 @@ export const DEFAULTS: Readonly<Omit<ServerConfig, "examplesDir">> = Object.free
   jobTimeoutMs: 60_000,
   shutdownGraceMs: 30_000,
   modelDir: undefined,
+  share: false,
+  shareProvider: "localtunnel", // needs no account
+  shareHost: null,
+  shareTtlMs: 72 * 3_600_000, // Gradio's share links also last 72 hours
+  shareAuth: true, // a public link is an open door
+  ngrokAuthtoken: null,
+  auth: null,
+  token: null,
+  rateLimit: 600, // 10 a second, sustained over a minute: far above one person, far below a flood
+  corsOrigins: Object.freeze([]) as readonly string[],
 });
+
+const HOUR = 3_600_000;
+const DURATION_UNITS: Readonly<Record<string, number>> = Object.freeze({ ms: 1, s: 1000, m: 60_000, h: HOUR, d: 24 * HOUR });
+/** setTimeout's longest delay (~24.8 days). */
+const MAX_TTL_MS = 2 ** 31 - 1;
 
 export const SETTINGS: readonly Setting[] = Object.freeze([
   { key: "port", flag: "port", env: ["PORT", "CAPTION_PORT"], kind: "int", min: 0, max: 65535, help: "TCP port (0 = any free port)" },
@@ -91,7 +134,17 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { key: "jobTimeoutMs", flag: "job-timeout-ms", env: ["CAPTION_JOB_TIMEOUT_MS"], kind: "int", min: 100, max: 3_600_000, help: "abort a caption that runs longer than this" },
   { key: "shutdownGraceMs", flag: "shutdown-grace-ms", env: ["CAPTION_SHUTDOWN_GRACE_MS"], kind: "int", min: 0, max: 600_000, help: "time given to in-flight jobs on SIGTERM" },
   { key: "examplesDir", flag: "examples", env: ["CAPTION_EXAMPLES"], kind: "path", help: "folder of example photos ('' hides the gallery)" },
-  { key: "modelDir", flag: "model-dir", env: ["CAPTION_MODEL_DIR"], kind: "path", help: "folder of the trained model (default: model/weights)" },
+  { key: "modelDir", flag: "model-dir", env: ["CAPTION_MODEL_DIR"], kind: "path", shown: "model/weights", help: "folder of the trained model (default: model/weights)" },
+  { key: "share", flag: "share", env: ["CAPTION_SHARE"], kind: "bool", help: "open a public share link through a tunnel (access control on by default)" },
+  { key: "shareProvider", flag: "share-provider", env: ["CAPTION_SHARE_PROVIDER"], kind: "choice", choices: SHARE_PROVIDERS, help: `tunnel provider: ${SHARE_PROVIDERS.join(" or ")}` },
+  { key: "shareHost", flag: "share-host", env: ["CAPTION_SHARE_HOST"], kind: "optional", shown: "provider's own", help: "tunnel server: localtunnel URL, or ngrok server_addr host:port" },
+  { key: "shareTtlMs", flag: "share-ttl", env: ["CAPTION_SHARE_TTL"], kind: "duration", min: 1000, max: MAX_TTL_MS, shown: "72h", help: "close the share link after this long (e.g. 72h, 30m; a bare number is hours)" },
+  { key: "shareAuth", flag: "share-auth", env: ["CAPTION_SHARE_AUTH"], kind: "bool", help: "require credentials when sharing; --no-share-auth opens the link to anyone" },
+  { key: "ngrokAuthtoken", flag: "ngrok-authtoken", env: ["NGROK_AUTHTOKEN"], kind: "optional", shown: "none", help: "ngrok authtoken (for --share-provider ngrok)" },
+  { key: "auth", flag: "auth", env: ["CAPTION_AUTH"], kind: "optional", shown: "none", help: "require HTTP Basic credentials user:pass" },
+  { key: "token", flag: "token", env: ["CAPTION_TOKEN"], kind: "optional", shown: "none; generated when sharing", help: "require this access token (link ?token=, or Authorization: Bearer)" },
+  { key: "rateLimit", flag: "rate-limit", env: ["CAPTION_RATE_LIMIT"], kind: "int", min: 0, max: 1_000_000, help: "requests per minute per client address (0 = no limit)" },
+  { key: "corsOrigins", flag: "cors-origins", env: ["CAPTION_CORS_ORIGINS"], kind: "list", shown: "none (closed)", help: "comma-separated origins allowed cross-site (CORS)" },
 ]);
 
 export class ConfigError extends Error {
@@ -104,8 +157,24 @@ function parseValue(s: Setting, raw: string, source: string): unknown {
     case "string":
       if (!raw) throw new ConfigError(`${where} must not be empty`);
       return raw;
+    case "optional":
+      return raw === "" ? null : raw;
     case "path":
       return raw === "" ? null : path.resolve(raw);
+    case "choice":
+      if (!s.choices!.includes(raw)) throw new ConfigError(`${where} must be one of ${s.choices!.join(", ")}, got "${raw}"`);
+      return raw;
+    case "list":
+      return Object.freeze(raw.split(",").map((x) => x.trim()).filter(Boolean));
+    case "duration": {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
+      if (!m) throw new ConfigError(`${where} must be a duration such as 72h, 30m or 90s, got "${raw}"`);
+      const n = Number(m[1]) * DURATION_UNITS[m[2] ?? "h"];
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) {
+        throw new ConfigError(`${where} must be between ${s.min! / 1000} s and ${Math.floor(s.max! / (24 * HOUR))} days, got "${raw}"`);
+      }
+      return Math.round(n);
+    }
     case "bool":
       if (/^(1|true|yes|on)$/i.test(raw)) return true;
       if (/^(0|false|no|off)$/i.test(raw)) return false;
@@ -164,6 +233,12 @@ export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<st
   return checkConfig(cfg as unknown as ServerConfig);
 }
 
+/** Where a tunnel can reach the studio: it connects to localhost. */
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "0.0.0.0", "::"]);
+
+/** A random access token: 144 bits, URL-safe. */
+export const generateToken = () => randomBytes(18).toString("base64url");
+
 /** Cross-field checks, then freeze. Also used for configs built in code (tests). */
 export function checkConfig(c: ServerConfig): ServerConfig {
   if (c.beam > c.maxBeam) throw new ConfigError(`beam (${c.beam}) must not exceed maxBeam (${c.maxBeam})`);
@@ -171,7 +246,33 @@ export function checkConfig(c: ServerConfig): ServerConfig {
   if (c.examplesDir !== null && !existsSync(c.examplesDir)) {
     throw new ConfigError(`examples: folder not found: ${c.examplesDir} (set --examples or CAPTION_EXAMPLES, or '' to hide the gallery)`);
   }
-  return Object.freeze({ ...c });
+  if (c.auth !== null && !/^[^:\s]+:\S.*$/.test(c.auth)) throw new ConfigError('auth must be "user:password" (set --auth or CAPTION_AUTH)');
+  if (c.token !== null && !/^[A-Za-z0-9._~-]{8,256}$/.test(c.token)) {
+    throw new ConfigError("token must be 8 to 256 letters, digits or . _ ~ - (set --token or CAPTION_TOKEN)");
+  }
+  for (const o of c.corsOrigins) {
+    let ok = false;
+    try {
+      ok = new URL(o).origin === o;
+    } catch {
+      // not a URL
+    }
+    if (!ok) throw new ConfigError(`corsOrigins: "${o}" is not an origin such as https://example.com (set --cors-origins or CAPTION_CORS_ORIGINS)`);
+  }
+  if (!SHARE_PROVIDERS.includes(c.shareProvider)) throw new ConfigError(`shareProvider must be one of ${SHARE_PROVIDERS.join(", ")}`);
+  if (c.shareHost !== null) {
+    const ok = c.shareProvider === "localtunnel" ? /^https?:\/\/[^/?#\s]+\/?$/.test(c.shareHost) : /^[^/\s:]+:\d+$/.test(c.shareHost);
+    if (!ok) {
+      const want = c.shareProvider === "localtunnel" ? "a URL such as https://localtunnel.me" : "host:port (ngrok's server_addr)";
+      throw new ConfigError(`shareHost must be ${want}, got "${c.shareHost}" (set --share-host or CAPTION_SHARE_HOST)`);
+    }
+  }
+  if (c.share && !LOCAL_HOSTS.has(c.host)) {
+    throw new ConfigError(`share: the tunnel reaches the studio on localhost, so host must be 127.0.0.1 (the default) or 0.0.0.0, got "${c.host}"`);
+  }
+  // Sharing opens a door to the internet: lock it unless told not to.
+  const token = c.token ?? (c.share && c.shareAuth && c.auth === null ? generateToken() : null);
+  return Object.freeze({ ...c, token, corsOrigins: Object.freeze([...c.corsOrigins]) });
 }
 
 /** A config for code and tests: defaults plus overrides, checked and frozen. */
@@ -181,7 +282,7 @@ export function makeConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
 
 export function helpText(): string {
   const rows = SETTINGS.map((s) => {
-    const def = s.key === "examplesDir" ? "static/examples if present" : s.key === "uploadLimit" ? `${DEFAULTS.uploadLimit / 1024 / 1024}` : String(DEFAULTS[s.key as keyof typeof DEFAULTS] ?? "model/weights");
+    const def = s.shown ?? (s.key === "examplesDir" ? "static/examples if present" : s.key === "uploadLimit" ? `${DEFAULTS.uploadLimit / 1024 / 1024}` : String(DEFAULTS[s.key as keyof typeof DEFAULTS]));
     return `  --${(s.flag + (s.kind === "bool" ? "" : "=…")).padEnd(22)} ${s.env.join(", ").padEnd(28)} ${s.help} [${def}]`;
   });
   return ["Usage: npm start -- [flags]", "", "  flag                    environment                  meaning [default]", ...rows, ""].join("\n");

@@ -15,6 +15,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   [ErrorCode.Cancelled]: 499,
   [ErrorCode.Timeout]: 504,
   [ErrorCode.ShuttingDown]: 503,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.Forbidden]: 403,
+  [ErrorCode.RateLimited]: 429,
   [ErrorCode.Internal]: 500,
 });
 

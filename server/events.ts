@@ -24,6 +24,12 @@ export const ErrorCode = Object.freeze({
   Timeout: "timeout",
   /** The server is shutting down and takes no new work. */
   ShuttingDown: "shutting_down",
+  /** Access control is on and the request carried no good credentials (HTTP 401, Socket.IO `connect_error`). */
+  Unauthorized: "unauthorized",
+  /** A cross-site request that the CORS settings do not allow. */
+  Forbidden: "forbidden",
+  /** Too many requests from one client address (or too many wrong credentials); try again later. */
+  RateLimited: "rate_limited",
   /** Anything else; details go to the server log, not to the client. */
   Internal: "internal",
 });

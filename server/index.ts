@@ -3,11 +3,16 @@
  * the studio and prints its URL (as Gradio does). If the port is taken it tries the next ones,
  * or fails clearly with --strict-port. SIGTERM/SIGINT: refuse new work, finish what is in
  * flight (up to --shutdown-grace-ms), then exit.
+ *
+ * With --share it also opens a public link through a tunnel (server/share/), printed under the
+ * local one, and access control is on: the links carry a generated token unless --token or
+ * --auth says otherwise.
  */
 import type { Server } from "node:http";
 import { loadCaptioner } from "../model/index.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, helpText, loadConfig, type ServerConfig } from "./config.ts";
+import { startShare } from "./share/index.ts";
 
 const PORT_TRIES = 20;
 
@@ -72,8 +77,15 @@ async function main(): Promise<void> {
   const studio = createApp({ captioner, config });
   const port = await listen(studio.httpServer, config);
   const shownHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-  console.log(`* Running on local URL:  http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`);
-  console.log(`* API guide:             http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}/api`);
+  const local = `http://${shownHost.includes(":") ? `[${shownHost}]` : shownHost}:${port}`;
+  const { access } = studio;
+  console.log(`* Running on local URL:  ${local}${access.linkQuery ? `/${access.linkQuery}` : ""}`);
+  console.log(`* API guide:             ${local}/api${access.linkQuery}`);
+  if (config.token !== null) console.log(`* Access token:          ${config.token} (the links carry it; API clients send Authorization: Bearer <token>)`);
+  if (config.auth !== null) console.log(`* Access control:        HTTP Basic, user "${config.auth.slice(0, config.auth.indexOf(":"))}" (--auth)`);
+  if (config.share && !access.enabled) console.log("* Access control:        OFF (--no-share-auth): anyone who has the public link can use the studio.");
+  const share = config.share ? startShare({ config, localPort: port, linkQuery: access.linkQuery }) : null;
+  if (!config.share) console.log("\nTo create a public link, add --share (npm run share).");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -84,7 +96,9 @@ async function main(): Promise<void> {
     stopping = true;
     const { running, waiting } = studio.jobs.stats;
     console.log(`${signal}: finishing ${running + waiting} job(s), refusing new ones...`);
+    // The tunnel stays up while accepted jobs finish, so public clients get their results too.
     await studio.close();
+    await share?.close();
     captioner.dispose();
     console.log("Stopped.");
     process.exit(0);

@@ -61,7 +61,11 @@ function initStudio(cfg) {
   const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null };
 
   const socket = io({ transports: ["websocket", "polling"] });
-  socket.on("connect_error", () => state.job && !state.job.done && setStatus("error", "Cannot reach the server; retrying…"));
+  socket.on("connect_error", (err) => {
+    // Refused by the server (access control, rate limit): no automatic retry, so say why.
+    if (err?.data?.message) setStatus("error", `Not connected: ${err.data.message}. Reload the page to try again.`);
+    else if (state.job && !state.job.done) setStatus("error", "Cannot reach the server; retrying…");
+  });
   socket.on("disconnect", () => {
     if (state.job && !state.job.done && !state.job.failed) fail({ message: "The connection dropped; press Caption to try again." });
   });

@@ -10,7 +10,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError, DEFAULTS, SETTINGS, helpText, loadConfig } from "../server/config.ts";
+import { ConfigError, DEFAULTS, SETTINGS, helpText, loadConfig, makeConfig } from "../server/config.ts";
 
 describe("loadConfig", () => {
   it("has Gradio's defaults", () => {
@@ -76,6 +76,66 @@ describe("loadConfig", () => {
       assert.ok(help.includes(`--${s.flag}`), s.flag);
       for (const e of s.env) assert.ok(help.includes(e), e);
     }
+  });
+});
+
+describe("share, access and hardening settings", () => {
+  it("are off (or closed) by default; sharing turns access control on with a generated token", () => {
+    const c = loadConfig([], {});
+    assert.equal(c.share, false);
+    assert.equal(c.token, null);
+    assert.equal(c.auth, null);
+    assert.deepEqual(c.corsOrigins, []);
+    assert.equal(c.shareTtlMs, 72 * 3600_000);
+    const shared = loadConfig(["--share"], {});
+    assert.match(shared.token ?? "", /^[A-Za-z0-9_-]{24}$/);
+    assert.notEqual(loadConfig(["--share"], {}).token, shared.token, "a new token each start");
+    assert.equal(loadConfig(["--share", "--no-share-auth"], {}).token, null);
+    assert.equal(loadConfig(["--share", "--auth=ann:pw"], {}).token, null, "--auth replaces the token");
+    assert.equal(loadConfig(["--share"], { CAPTION_TOKEN: "my-own-token" }).token, "my-own-token");
+    assert.equal(makeConfig({ share: true }).token?.length, 24);
+  });
+
+  it("reads durations, providers, hosts, credentials and origins", () => {
+    assert.equal(loadConfig(["--share-ttl=30m"], {}).shareTtlMs, 30 * 60_000);
+    assert.equal(loadConfig(["--share-ttl", "2d"], {}).shareTtlMs, 48 * 3600_000);
+    assert.equal(loadConfig([], { CAPTION_SHARE_TTL: "1.5" }).shareTtlMs, 90 * 60_000, "a bare number is hours");
+    assert.equal(loadConfig(["--share-ttl=90s"], {}).shareTtlMs, 90_000);
+    const c = loadConfig(["--share-provider=ngrok", "--share-host=connect.example.com:443", "--auth=ann:pa:ss", "--rate-limit=0"], { NGROK_AUTHTOKEN: "tok" });
+    assert.deepEqual([c.shareProvider, c.shareHost, c.auth, c.rateLimit, c.ngrokAuthtoken], ["ngrok", "connect.example.com:443", "ann:pa:ss", 0, "tok"]);
+    assert.equal(loadConfig(["--share-host=http://127.0.0.1:9000"], {}).shareHost, "http://127.0.0.1:9000");
+    assert.deepEqual(loadConfig(["--cors-origins=https://a.example, http://b.example:8080"], {}).corsOrigins, ["https://a.example", "http://b.example:8080"]);
+    assert.equal(loadConfig(["--share", "--host=0.0.0.0"], {}).host, "0.0.0.0");
+  });
+
+  const bad: [string[], Record<string, string>, RegExp][] = [
+    [["--share-ttl=forever"], {}, /shareTtlMs must be a duration such as 72h/],
+    [["--share-ttl=-1h"], {}, /must be a duration/],
+    [["--share-ttl=0.5s"], {}, /shareTtlMs must be between 1 s and 24 days/],
+    [["--share-ttl=30d"], {}, /must be between 1 s and 24 days/],
+    [["--share-provider=bore"], {}, /shareProvider must be one of localtunnel, ngrok, got "bore"/],
+    [["--share-host=localtunnel.me"], {}, /shareHost must be a URL such as https:\/\/localtunnel\.me/],
+    [["--share-provider=ngrok", "--share-host=https://x.example"], {}, /shareHost must be host:port/],
+    [["--auth=nopassword"], {}, /auth must be "user:password"/],
+    [["--auth=:pw"], {}, /auth must be "user:password"/],
+    [["--token=short"], {}, /token must be 8 to 256 letters/],
+    [["--token=has space in it"], {}, /token must be 8 to 256/],
+    [["--cors-origins=https://a.example/path"], {}, /corsOrigins: "https:\/\/a\.example\/path" is not an origin/],
+    [["--cors-origins=*"], {}, /is not an origin/],
+    [["--rate-limit=-1"], {}, /rateLimit must be between 0/],
+    [["--share", "--host=192.168.1.5"], {}, /share: the tunnel reaches the studio on localhost/],
+  ];
+  for (const [argv, env, pattern] of bad) {
+    it(`refuses ${JSON.stringify(argv)}`, () => {
+      assert.throws(() => loadConfig(argv, env), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+    });
+  }
+
+  it("never shows a secret in --help", () => {
+    const help = helpText();
+    assert.match(help, /--share-ttl=…\s+CAPTION_SHARE_TTL\s+.*\[72h\]/);
+    assert.match(help, /--token=…\s+CAPTION_TOKEN\s+.*\[none; generated when sharing\]/);
+    assert.match(help, /NGROK_AUTHTOKEN/);
   });
 });
 

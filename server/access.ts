@@ -1,0 +1,212 @@
+/**
+ * Access control: who may use the studio. Off unless an access token or `user:pass` is set
+ * (sharing generates a token, since a public link is an open door). One check guards every
+ * HTTP route and the Socket.IO handshake, and accepts, in order:
+ *   - the session cookie, set on any request that carried good credentials, so the page, its
+ *     static files, the API and the Socket.IO handshake all work once a browser has opened the
+ *     printed link (HttpOnly, SameSite=Lax: a cross-site link still works, cross-site posts do not);
+ *   - the token: `?token=` in the URL (a browser is then redirected to the same URL without it, so
+ *     it stays out of the address bar and history), `Authorization: Bearer <token>`, or, over
+ *     Socket.IO, `auth: { token }`;
+ *   - HTTP Basic `user:pass` (browsers prompt for it), or Gradio's `POST /login` form
+ *     (`username`, `password`; what @gradio/client's `auth` option sends).
+ * Anything else gets 401 (Socket.IO: `connect_error` "unauthorized", `data.status` 401). Secrets
+ * are compared in constant time, and an address that keeps presenting wrong ones is locked out
+ * for a while (429), so a password cannot be guessed at speed.
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import express, { type Request, type Response } from "express";
+import multer from "multer";
+import type { ServerConfig } from "./config.ts";
+import { ErrorCode } from "./events.ts";
+import { clientKey } from "./rate-limit.ts";
+
+/** Wrong credentials allowed per address per window before it is locked out. */
+const MAX_FAILURES = 20;
+const FAILURE_WINDOW_MS = 10 * 60_000;
+/** Addresses tracked at most (memory stays bounded whatever the number of guessers). */
+const MAX_TRACKED = 10_000;
+
+export interface SocketLike {
+  request: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } };
+  handshake: { auth: Record<string, unknown>; query: Record<string, unknown> };
+}
+
+/** An error for Socket.IO's `next(err)`: the client's `connect_error` gets its message and data. */
+export type HandshakeError = Error & { data: { code: ErrorCode; status: number; message: string } };
+
+export interface Access {
+  readonly enabled: boolean;
+  /** The query a printed link carries: "?token=..." in token mode, else "". */
+  readonly linkQuery: string;
+  /** Express: `POST /login`, then the check. Mount it before every other router. */
+  readonly http: express.Router;
+  /** For `io.use()`: refuses a handshake without credentials. */
+  socket(socket: SocketLike, next: (err?: Error) => void): void;
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest();
+/** Constant-time string equality (both sides hashed first, so lengths leak nothing either). */
+export function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Wrong-credential counts per address (IPv6: per /56, as for rate limits), in fixed windows. */
+class Lockout {
+  private readonly counts = new Map<string, { n: number; until: number }>();
+  blocked(addr: string): number {
+    const c = this.counts.get(addr);
+    if (!c || c.until <= Date.now()) return 0;
+    return c.n >= MAX_FAILURES ? Math.ceil((c.until - Date.now()) / 1000) : 0;
+  }
+  fail(addr: string): void {
+    const now = Date.now();
+    if (this.counts.size >= MAX_TRACKED) {
+      for (const [k, c] of this.counts) if (c.until <= now) this.counts.delete(k);
+      // Still full: forget the oldest (a Map keeps insertion order).
+      for (const k of this.counts.keys()) {
+        if (this.counts.size < MAX_TRACKED) break;
+        this.counts.delete(k);
+      }
+    }
+    const c = this.counts.get(addr);
+    if (!c || c.until <= now) this.counts.set(addr, { n: 1, until: now + FAILURE_WINDOW_MS });
+    else c.n++;
+  }
+}
+
+type Verdict = "ok" | "missing" | "wrong";
+
+export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Access {
+  const { token, auth } = config;
+  const enabled = token !== null || auth !== null;
+  // The cookie proves an earlier good credential without holding it: an HMAC keyed by the
+  // credentials, so it survives a restart with the same ones and dies with a new token.
+  const session = createHmac("sha256", `${token ?? ""}\n${auth ?? ""}`).update("caption-studio session v1").digest("base64url");
+  const cookieName = `caption_studio_${session.slice(0, 8).replace(/[-_]/g, "x")}`;
+  const lockout = new Lockout();
+
+  const howTo = [
+    token !== null ? "open the link printed in the studio's console (it carries ?token=), or send Authorization: Bearer <token>" : "",
+    auth !== null ? "sign in with the user name and password you were given" : "",
+  ].filter(Boolean).join("; or ");
+  const needMessage = `this studio needs credentials: ${howTo}`;
+
+  /** Judges one set of presented credentials (any one good credential is enough). */
+  function judge(headers: IncomingHttpHeaders, tokens: unknown[]): Verdict {
+    // A stale cookie (the server has a new token since) is not a wrong guess: it counts as missing.
+    const cookie = cookieValue(headers.cookie, cookieName);
+    if (cookie !== undefined && safeEqual(cookie, session)) return "ok";
+    let presented = false;
+    const authz = headers.authorization ?? "";
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+    if (bearer) tokens = [...tokens, bearer[1]];
+    for (const t of tokens) {
+      if (typeof t !== "string" || t === "") continue;
+      presented = true;
+      if (token !== null && safeEqual(t, token)) return "ok";
+    }
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authz);
+    if (basic) {
+      presented = true;
+      if (auth !== null && safeEqual(Buffer.from(basic[1], "base64").toString("utf8"), auth)) return "ok";
+    }
+    return presented ? "wrong" : "missing";
+  }
+
+  function setCookie(req: Request, res: Response): void {
+    res.cookie(cookieName, session, { httpOnly: true, sameSite: "lax", secure: req.secure, path: "/" });
+  }
+
+  function refuse(req: Request, res: Response, status: 401 | 429, message: string, retryAfterS = 0): void {
+    if (status === 401 && auth !== null) res.set("WWW-Authenticate", 'Basic realm="Caption Studio", charset="UTF-8"');
+    if (retryAfterS > 0) res.set("Retry-After", String(retryAfterS));
+    res.set("Cache-Control", "no-store");
+    const code = status === 401 ? ErrorCode.Unauthorized : ErrorCode.RateLimited;
+    if (isNavigation(req)) res.status(status).type("text").send(`${status === 401 ? "401 Unauthorized" : "429 Too Many Requests"}: ${message}\n`);
+    else res.status(status).json({ error: code, message });
+  }
+
+  const router = express.Router();
+  const form = multer({ storage: multer.memoryStorage(), limits: { files: 0, fields: 4, fieldSize: 1024, parts: 4 } }).none();
+  const urlencoded = express.urlencoded({ extended: false, limit: 4096, parameterLimit: 4 });
+
+  // Gradio's login form (what @gradio/client's `auth: [user, pass]` posts): a cookie on success.
+  router.post("/login", (req, res) => {
+    const addr = clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+    const wait = lockout.blocked(addr);
+    if (wait) return refuse(req, res, 429, `too many wrong credentials from your address; try again in ${wait} s`, wait);
+    const parse = req.is("multipart/form-data") ? form : urlencoded;
+    parse(req, res, (err?: unknown) => {
+      if (err) return void res.status(400).json({ error: ErrorCode.BadRequest, message: "bad login form: send the fields username and password" });
+      if (!enabled) return void res.json({ success: true });
+      const { username, password } = (req.body ?? {}) as Record<string, unknown>;
+      const u = typeof username === "string" ? username : "";
+      const p = typeof password === "string" ? password : "";
+      const good = (auth !== null && safeEqual(`${u}:${p}`, auth)) || (token !== null && safeEqual(p, token));
+      if (!good) {
+        lockout.fail(addr);
+        return refuse(req, res, 401, "incorrect credentials");
+      }
+      setCookie(req, res);
+      res.json({ success: true });
+    });
+  });
+
+  router.use((req, res, next) => {
+    if (!enabled) return next();
+    const addr = clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+    const wait = lockout.blocked(addr);
+    if (wait) return refuse(req, res, 429, `too many wrong credentials from your address; try again in ${wait} s`, wait);
+    const queryToken = typeof req.query.token === "string" ? req.query.token : undefined;
+    const verdict = judge(req.headers, [queryToken]);
+    if (verdict !== "ok") {
+      if (verdict === "wrong") lockout.fail(addr);
+      return refuse(req, res, 401, verdict === "wrong" ? `wrong credentials: ${howTo}` : needMessage);
+    }
+    if (cookieValue(req.headers.cookie, cookieName) !== session) setCookie(req, res);
+    // A browser that opened the link: drop the token from the address bar (and from history and Referer).
+    if (queryToken !== undefined && (req.method === "GET" || req.method === "HEAD") && isNavigation(req)) {
+      const url = new URL(req.originalUrl, "http://studio.invalid");
+      url.searchParams.delete("token");
+      res.redirect(303, url.pathname.replace(/^\/+/, "/") + url.search);
+      return;
+    }
+    next();
+  });
+
+  return {
+    enabled,
+    linkQuery: token !== null ? `?token=${encodeURIComponent(token)}` : "",
+    http: router,
+    socket(socket, next) {
+      if (!enabled) return next();
+      const { headers } = socket.request;
+      const addr = clientKey(socket.request.socket.remoteAddress, headers["x-forwarded-for"]);
+      const wait = lockout.blocked(addr);
+      if (wait) return next(handshakeError(ErrorCode.RateLimited, 429, `too many wrong credentials from your address; try again in ${wait} s`));
+      const verdict = judge(headers, [socket.handshake.auth?.token, socket.handshake.query?.token]);
+      if (verdict === "ok") return next();
+      if (verdict === "wrong") lockout.fail(addr);
+      next(handshakeError(ErrorCode.Unauthorized, 401, verdict === "wrong" ? `wrong credentials: ${howTo}` : needMessage));
+    },
+  };
+}
+
+export function handshakeError(code: ErrorCode, status: number, message: string): HandshakeError {
+  return Object.assign(new Error(code), { data: { code, status, message } });
+}
+
+/** A browser opening a page (not a script fetching data). */
+function isNavigation(req: Request): boolean {
+  return req.get("sec-fetch-mode") === "navigate" || /\btext\/html\b/.test(req.get("accept") ?? "");
+}

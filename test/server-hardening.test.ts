@@ -1,0 +1,365 @@
+/**
+ * Hardening, against the real server (createApp on a random port, and `npm start` as a child
+ * process for SIGTERM): security headers and CSP, CORS closed by default (HTTP and Socket.IO),
+ * access control with a token or user:pass, rate limiting per client address, the Socket.IO
+ * message size limit, error answers without stack traces or paths, nothing served outside
+ * static/, and a SIGTERM that drains: in-flight captions finish, new ones are refused, exit 0.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Client as GradioClient, handle_file } from "@gradio/client";
+import { io as connect, type Socket } from "socket.io-client";
+import { loadCaptioner } from "../model/index.ts";
+import type { Captioner } from "../model/types.ts";
+import { createApp, type StudioApp } from "../server/app.ts";
+import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
+import { clientAddress } from "../server/rate-limit.ts";
+
+type Client = Socket<ServerEvents, ClientEvents>;
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
+const IMAGES = path.join(DATA, "images");
+const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 4).map((n) => readFileSync(path.join(IMAGES, n)));
+const JPEG = PHOTOS[0];
+const T = { timeout: 120_000 };
+
+let captioner: Captioner;
+const studios: StudioApp[] = [];
+const clients: Client[] = [];
+
+async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string; port: number }> {
+  const studio = createApp({ captioner, config: makeConfig({ port: 0, ...overrides }) });
+  studios.push(studio);
+  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
+  const port = (studio.httpServer.address() as net.AddressInfo).port;
+  return { studio, url: `http://127.0.0.1:${port}`, port };
+}
+
+function socket(url: string, opts: Record<string, unknown> = {}): Client {
+  const s: Client = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true, ...opts });
+  clients.push(s);
+  return s;
+}
+
+function outcome(s: Client): Promise<{ connected: true } | { connected: false; error: Error & { data?: { code: string; status: number } } }> {
+  return new Promise((resolve) => {
+    s.once("connect", () => resolve({ connected: true }));
+    s.once("connect_error", (error) => resolve({ connected: false, error }));
+  });
+}
+
+function caption(s: Client, req: Record<string, unknown>): Promise<{ ack: CaptionAck; end: Promise<DoneEvent | FailedEvent> }> {
+  return new Promise((resolve) => {
+    let id: string | null | undefined;
+    let finish!: (e: DoneEvent | FailedEvent) => void;
+    const end = new Promise<DoneEvent | FailedEvent>((r) => (finish = r));
+    s.on("done", (e) => e.id === id && finish(e));
+    s.on("failed", (e) => (e.id === id || (id === null && e.id === null)) && finish(e));
+    s.emit("caption", req as never, (ack: CaptionAck) => {
+      id = ack.ok ? ack.id : null;
+      resolve({ ack, end });
+    });
+  });
+}
+
+/** Sends raw bytes as a request (no client-side URL normalisation) and returns the raw answer. */
+function raw(port: number, request: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1", () => s.write(request, "latin1"));
+    let data = "";
+    s.setTimeout(10_000, () => s.destroy());
+    s.on("data", (d) => (data += d));
+    s.on("close", () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0), text: data }));
+    s.on("error", reject);
+  });
+}
+
+before(async () => {
+  captioner = await loadCaptioner();
+});
+
+after(async () => {
+  clients.forEach((c) => c.close());
+  await Promise.all(studios.map((s) => s.close()));
+  captioner?.dispose();
+});
+
+describe("headers", () => {
+  it("sends a same-origin CSP and the other security headers, from Express and from Socket.IO", T, async () => {
+    const { url } = await serve();
+    const res = await fetch(`${url}/`);
+    const csp = res.headers.get("content-security-policy") ?? "";
+    for (const d of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'self'"]) assert.ok(csp.includes(d), `${d} in ${csp}`);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(res.headers.get("x-frame-options"), "SAMEORIGIN");
+    assert.equal(res.headers.get("referrer-policy"), "no-referrer");
+    assert.equal(res.headers.get("cross-origin-opener-policy"), "same-origin");
+    assert.equal(res.headers.get("x-powered-by"), null);
+    const polling = await fetch(`${url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(polling.status, 200);
+    assert.equal(polling.headers.get("x-content-type-options"), "nosniff");
+  });
+});
+
+describe("CORS, closed by default", () => {
+  it("sends no CORS headers and refuses cross-site posts and Socket.IO handshakes", T, async () => {
+    const { url, studio } = await serve();
+    const evil = "https://evil.example";
+    const get = await fetch(`${url}/api/health`, { headers: { origin: evil } });
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get("access-control-allow-origin"), null);
+    const preflight = await fetch(`${url}/api/caption`, { method: "OPTIONS", headers: { origin: evil, "access-control-request-method": "POST" } });
+    assert.equal(preflight.headers.get("access-control-allow-origin"), null);
+    const post = await fetch(`${url}/api/caption`, { method: "POST", headers: { origin: evil, "content-type": "image/jpeg" }, body: JPEG });
+    assert.equal(post.status, 403);
+    assert.equal(((await post.json()) as { error: string }).error, "forbidden");
+    assert.equal(studio.jobs.stats.running + studio.jobs.stats.waiting, 0);
+    // The page's own origin may post.
+    const own = await fetch(`${url}/api/caption?beam=1&maxLen=3`, { method: "POST", headers: { origin: url, "content-type": "image/jpeg" }, body: JPEG });
+    assert.equal(own.status, 200);
+
+    const ws = await outcome(socket(url, { extraHeaders: { origin: evil } }));
+    assert.equal(ws.connected, false, "a cross-site websocket is refused");
+    const polling = await fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: evil } });
+    assert.equal(polling.status, 403);
+    assert.equal((await outcome(socket(url, { extraHeaders: { origin: url } }))).connected, true);
+  });
+
+  it("opens to the origins listed in --cors-origins only", T, async () => {
+    const ok = "https://ok.example";
+    const { url } = await serve({ corsOrigins: [ok] });
+    const get = await fetch(`${url}/api/health`, { headers: { origin: ok } });
+    assert.equal(get.headers.get("access-control-allow-origin"), ok);
+    const preflight = await fetch(`${url}/api/caption`, { method: "OPTIONS", headers: { origin: ok, "access-control-request-method": "POST" } });
+    assert.equal(preflight.status, 204);
+    assert.match(preflight.headers.get("access-control-allow-methods") ?? "", /POST/);
+    const other = await fetch(`${url}/api/health`, { headers: { origin: "https://other.example" } });
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+    assert.equal((await outcome(socket(url, { extraHeaders: { origin: ok } }))).connected, true);
+    assert.equal((await outcome(socket(url, { extraHeaders: { origin: "https://other.example" } }))).connected, false);
+  });
+});
+
+describe("access control", () => {
+  it("is off by default, and on with --token: 401 without it, cookie and clean URL with it", T, async () => {
+    const open = await serve();
+    assert.equal((await fetch(`${open.url}/api/health`)).status, 200);
+    assert.equal((await outcome(socket(open.url))).connected, true);
+
+    const token = "local-token-0123456789";
+    const { url } = await serve({ token });
+    const none = await fetch(`${url}/api/health`);
+    assert.equal(none.status, 401);
+    assert.deepEqual(Object.keys((await none.json()) as object).sort(), ["error", "message"]);
+    assert.equal((await fetch(`${url}/api/health?token=${token}`)).status, 200, "scripts may put the token in the query");
+    const nav = await fetch(`${url}/?token=${token}&x=1`, { redirect: "manual", headers: { accept: "text/html" } });
+    assert.equal(nav.status, 303);
+    assert.equal(nav.headers.get("location"), "/?x=1", "the token leaves the address bar; other parameters stay");
+    const cookie = nav.headers.get("set-cookie")!.split(";")[0];
+    assert.equal((await fetch(`${url}/static/style.css`, { headers: { cookie } })).status, 200);
+    const sneaky = await fetch(`${url}/.//evil.example/?token=${token}`, { redirect: "manual", headers: { accept: "text/html" } });
+    assert.equal(sneaky.headers.get("location"), "/", "no open redirect to another host");
+    const s = await outcome(socket(url));
+    assert.equal(s.connected, false);
+    assert.equal(!s.connected && s.error.data?.status, 401);
+    assert.equal((await outcome(socket(url, { query: { token } }))).connected, true);
+    assert.equal((await outcome(socket(url, { extraHeaders: { cookie } }))).connected, true);
+  });
+
+  it("locks out an address that keeps presenting wrong credentials (429), over HTTP and Socket.IO", T, async () => {
+    const token = "right-token-0123456789";
+    const { url } = await serve({ token, auth: "ann:pw" });
+    const me = { "x-forwarded-for": "203.0.113.7" }; // through a (loopback) proxy, as from a tunnel
+    for (let i = 0; i < 20; i++) assert.equal((await fetch(`${url}/api/health`, { headers: { ...me, authorization: `Bearer guess-${i}-xxxxxxxx` } })).status, 401);
+    const locked = await fetch(`${url}/api/health`, { headers: { ...me, authorization: `Bearer ${token}` } });
+    assert.equal(locked.status, 429);
+    assert.ok(Number(locked.headers.get("retry-after")) > 0);
+    const s = await outcome(socket(url, { auth: { token }, extraHeaders: me }));
+    assert.equal(!s.connected && s.error.data?.status, 429);
+    // Another address is not affected.
+    assert.equal((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": "198.51.100.1", authorization: `Bearer ${token}` } })).status, 200);
+  });
+});
+
+describe("Gradio clients under access control", () => {
+  it("@gradio/client signs in with auth: [user, pass] (POST /login) or a bearer header; without, it is refused", T, async () => {
+    const token = "gradio-token-0123456789";
+    const { url } = await serve({ auth: "ann:pw-123", token, beam: 1, maxLen: 6 });
+    await assert.rejects(GradioClient.connect(`${url}/`), /credentials are required/);
+    await assert.rejects(GradioClient.connect(`${url}/`, { auth: ["ann", "wrong"] }), /Invalid credentials/);
+    for (const options of [{ auth: ["ann", "pw-123"] as [string, string] }, { headers: { Authorization: `Bearer ${token}` } }]) {
+      const client = await GradioClient.connect(`${url}/`, options);
+      const result = await client.predict("/predict", [handle_file(JPEG)]);
+      assert.equal(typeof (result.data as unknown[])[0], "string");
+      client.close();
+    }
+  });
+});
+
+describe("rate limiting per client address", () => {
+  it("finds the client behind a loopback proxy, and ignores forwarded addresses from others", () => {
+    assert.equal(clientAddress("127.0.0.1", "203.0.113.9"), "203.0.113.9");
+    assert.equal(clientAddress("127.0.0.1", "6.6.6.6, 203.0.113.9"), "203.0.113.9", "a forged left part is ignored");
+    assert.equal(clientAddress("::ffff:127.0.0.1", "203.0.113.9, 127.0.0.1"), "203.0.113.9");
+    assert.equal(clientAddress("198.51.100.4", "203.0.113.9"), "198.51.100.4", "only a loopback peer is trusted");
+    assert.equal(clientAddress("::1", undefined), "::1");
+  });
+
+  it("answers 429 over the limit with Retry-After, counting HTTP, connections and captions together", T, async () => {
+    const { url } = await serve({ rateLimit: 6 });
+    const a = { "x-forwarded-for": "203.0.113.1" };
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${url}/api/health`, { headers: a })).status, 200);
+    const s = socket(url, { extraHeaders: a });
+    assert.equal((await outcome(s)).connected, true); // 4
+    const first = await caption(s, { image: JPEG, beam: 1, maxLen: 3 }); // 5
+    assert.equal(first.ack.ok, true);
+    await first.end;
+    const second = await caption(s, { image: JPEG, beam: 1, maxLen: 3 }); // 6
+    assert.equal(second.ack.ok, true);
+    await second.end;
+    const third = await caption(s, { image: JPEG, beam: 1, maxLen: 3 }); // 7: over
+    assert.equal(third.ack.ok, false);
+    assert.equal(!third.ack.ok && third.ack.code, "rate_limited");
+    const res = await fetch(`${url}/api/health`, { headers: a });
+    assert.equal(res.status, 429);
+    assert.ok(Number(res.headers.get("retry-after")) > 0);
+    assert.equal(((await res.json()) as { error: string }).error, "rate_limited");
+    const again = await outcome(socket(url, { extraHeaders: a }));
+    assert.equal(!again.connected && again.error.data?.code, "rate_limited");
+    // Another client address has its own budget.
+    assert.equal((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": "203.0.113.2" } })).status, 200);
+  });
+});
+
+describe("Socket.IO message size limit", () => {
+  it("drops a client that sends an oversized message; the server and other clients carry on", T, async () => {
+    const { url } = await serve({ uploadLimit: 200_000 }); // messages up to 200 kB + 1 MB of envelope
+    const bystander = socket(url);
+    assert.equal((await outcome(bystander)).connected, true);
+    const big = socket(url);
+    assert.equal((await outcome(big)).connected, true);
+    const reason = new Promise<string>((resolve) => big.once("disconnect", (r) => resolve(r)));
+    big.emit("caption", { image: Buffer.alloc(3 * 1024 * 1024, 1) });
+    assert.equal(await reason, "transport close");
+    const { ack, end } = await caption(bystander, { image: JPEG, beam: 1, maxLen: 3 });
+    assert.equal(ack.ok, true);
+    assert.ok("caption" in (await end));
+    // Under the envelope but over the upload limit: refused politely, connection kept.
+    const tooBig = await caption(bystander, { image: Buffer.alloc(300_000, 1) });
+    assert.equal(!tooBig.ack.ok && tooBig.ack.code, "too_large");
+    assert.equal(bystander.connected, true);
+  });
+});
+
+describe("error answers and files", () => {
+  const post = (target: string, type: string, body: string) => `POST ${target} HTTP/1.1\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`;
+  const hostile = [
+    "GET /static/%E0%A4%A HTTP/1.1",
+    "GET /%ff HTTP/1.1",
+    "GET /static/../package.json HTTP/1.1",
+    "GET /static/..%2f..%2fpackage.json HTTP/1.1",
+    "GET /static/..%5c..%5cpackage.json HTTP/1.1",
+    "GET /static/%2e%2e/server/app.ts HTTP/1.1",
+    "GET /static/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd HTTP/1.1",
+    "GET /static/....//....//package.json HTTP/1.1",
+    "GET /static/app.js%00.png HTTP/1.1",
+    "GET /static/ HTTP/1.1",
+    "GET /static/.gitkeep HTTP/1.1",
+    "GET /package.json HTTP/1.1",
+    "GET /server/app.ts HTTP/1.1",
+    "GET /views/index.ejs HTTP/1.1",
+    "GET /.git/config HTTP/1.1",
+    "GET /node_modules/express/package.json HTTP/1.1",
+    "GET /model/weights/model-card.json HTTP/1.1",
+    "GET /api/results/..%2f..%2fpackage.json/picture.png HTTP/1.1",
+    "GET /socket.io/../package.json HTTP/1.1",
+    "GET /socket.io/?EIO=9&transport=polling HTTP/1.1",
+    "GET http://evil.example/package.json HTTP/1.1",
+    post("/api/caption", "multipart/form-data", "hello"),
+    post("/api/caption", "multipart/form-data; boundary=x", "--x\r\nbroken part no end"),
+    post("/api/caption?beam=%00", "image/jpeg", "\xff\xd8\xff"),
+    post("/login", "multipart/form-data", "%%%%%%%%%"),
+    post("/login", "multipart/form-data; boundary=y", `--y\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\nx\r\n--y--\r\n`),
+    "DELETE /api/health HTTP/1.1",
+    "GET /api/health HTTP/1.1\r\nX-Bad: \x01\x02",
+  ];
+
+  it("answers hostile requests with a 4xx, without stack traces, paths or files from outside static/", T, async () => {
+    const { port, url } = await serve();
+    for (const line of hostile) {
+      const request = line.includes("\r\n\r\n") ? line.replace("\r\n", "\r\nHost: studio\r\nConnection: close\r\n") : `${line}\r\nHost: studio\r\nConnection: close\r\n\r\n`;
+      const { status, text } = await raw(port, request);
+      assert.ok(status >= 400 && status < 500, `${JSON.stringify(line)}: ${status}\n${text.slice(0, 300)}`);
+      const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+      assert.ok(!body.includes(ROOT) && !/\n\s+at |node:internal|\.[jt]s:\d+:\d+/.test(body), `${JSON.stringify(line)} leaks internals:\n${body.slice(0, 400)}`);
+      assert.ok(!body.includes('"name": "caption-studio"') && !body.includes("[core]") && !body.includes("root:x:0"), `${JSON.stringify(line)} served a file outside static/`);
+    }
+    assert.equal((await fetch(`${url}/api/health`)).status, 200, "still up");
+  });
+});
+
+describe("SIGTERM drains (npm start)", () => {
+  it("in-flight captions finish, new ones are refused, and the process exits cleanly", { timeout: 240_000 }, async () => {
+    const execArgv = process.execArgv.filter((a) => !a.startsWith("--test"));
+    const child = spawn(process.execPath, [...execArgv, path.join(ROOT, "server", "index.ts"), "--port=0", "--rate-limit=0", "--concurrency=2"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const t0 = Date.now();
+      while (!/Running on local URL: +(http:\/\/\S+)/.test(out)) {
+        if (child.exitCode !== null || Date.now() - t0 > 150_000) throw new Error(`did not start:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const url = /Running on local URL: +(http:\/\/\S+)/.exec(out)![1];
+      const [a, b, idle] = [socket(url), socket(url), socket(url)];
+      for (const s of [a, b, idle]) assert.equal((await outcome(s)).connected, true);
+      // Two socket captions and two HTTP ones: with concurrency 2, two run and two wait.
+      const agent = new http.Agent({ keepAlive: true });
+      const post = (img: Buffer) =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request(`${url}/api/caption?beam=3&maxLen=30`, { method: "POST", agent, headers: { "content-type": "image/jpeg" } }, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode!));
+          });
+          req.on("error", reject);
+          req.end(img);
+        });
+      const jobs = [caption(a, { image: PHOTOS[1], beam: 3, maxLen: 30 }), caption(b, { image: PHOTOS[2], beam: 3, maxLen: 30 })];
+      const posts = [post(PHOTOS[3]), post(PHOTOS[0])];
+      const acks = await Promise.all(jobs);
+      acks.forEach((j) => assert.equal(j.ack.ok, true));
+      for (const t1 = Date.now(); Date.now() - t1 < 10_000; ) {
+        const h = (await (await fetch(`${url}/api/health`)).json()) as { queue: { running: number; waiting: number } };
+        if (h.queue.running + h.queue.waiting >= 4) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      child.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await caption(idle, { image: JPEG, beam: 1 });
+      assert.equal(!refused.ack.ok && refused.ack.code, "shutting_down", "a new caption is refused");
+      const fresh = await fetch(`${url}/api/health`).then((r) => r.status, (e: Error) => (e.cause as { code?: string })?.code ?? e.message);
+      assert.ok(fresh === 503 || fresh === "ECONNREFUSED", `a new connection is refused (${fresh})`);
+      for (const j of acks) {
+        const end = await j.end;
+        assert.ok("caption" in end, `the in-flight socket caption finished: ${JSON.stringify(end)}`);
+      }
+      assert.deepEqual(await Promise.all(posts), [200, 200], "the in-flight HTTP captions finished");
+      assert.equal(await exited, 0, out);
+      const finishing = Number(/SIGTERM: finishing (\d+) job\(s\), refusing new ones\.\.\.\n[\s\S]*Stopped\./.exec(out)?.[1]);
+      assert.ok(finishing >= 3, `several jobs were in flight at SIGTERM (${finishing}):\n${out}`);
+      agent.destroy();
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
