@@ -165,6 +165,9 @@ describe("access control", () => {
     assert.equal(nav.headers.get("location"), "/?x=1", "the token leaves the address bar; other parameters stay");
     const cookie = nav.headers.get("set-cookie")!.split(";")[0];
     assert.equal((await fetch(`${url}/static/style.css`, { headers: { cookie } })).status, 200);
+    const guide = await (await fetch(`${url}/api`, { headers: { cookie } })).text();
+    assert.match(guide, /requires its access token/, "the API guide says how to authenticate");
+    assert.ok(!guide.includes(token), "the guide never prints the token");
     const sneaky = await fetch(`${url}/.//evil.example/?token=${token}`, { redirect: "manual", headers: { accept: "text/html" } });
     assert.equal(sneaky.headers.get("location"), "/", "no open redirect to another host");
     const s = await outcome(socket(url));

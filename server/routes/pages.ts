@@ -67,6 +67,8 @@ export function pagesRouter({ captioner, config }: { captioner: Captioner; confi
       defaults: { beam: config.beam, maxBeam: config.maxBeam, maxLen: config.maxLen, maxLenLimit: config.maxLenLimit },
       uploadLimitMb: (config.uploadLimit / 1048576).toFixed(0),
       maxQueue: config.maxQueue,
+      // Which credential this server wants, never the secret itself.
+      access: config.auth !== null ? "basic" : config.token !== null ? "token" : "none",
     });
   });
 
