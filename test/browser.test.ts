@@ -15,12 +15,12 @@ import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import { makeConfig } from "../server/config.ts";
+import { DATA } from "./support/studio.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ROOT = path.resolve(import.meta.dirname, "..");
 const OUT = path.join(ROOT, "test-output");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTO = path.join(IMAGES, "1000268201_693b08cb0e.jpg");
 const EXAMPLES = ["1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg", "101654506_8eb26cfb60.jpg", "1003163366_44323f5815.jpg"];

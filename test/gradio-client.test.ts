@@ -11,10 +11,10 @@ import sharp from "sharp";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { StudioApp } from "../server/app.ts";
+import type { ServerConfig } from "../server/config.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 4);
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[0]));
@@ -34,12 +34,9 @@ const clients: Client[] = [];
 
 /** A studio on a random port; greedy and short captions keep the test light. */
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const studio = createApp({ captioner, config: makeConfig({ port: 0, beam: 1, maxLen: 12, ...overrides }) });
+  const { studio, url } = await startStudio(captioner, { beam: 1, maxLen: 12, ...overrides });
   servers.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  const addr = studio.httpServer.address();
-  assert.ok(addr && typeof addr === "object");
-  return { studio, url: `http://127.0.0.1:${addr.port}/` };
+  return { studio, url: `${url}/` };
 }
 
 async function connect(url: string, events: ("data" | "status")[] = ["data"]): Promise<Client> {

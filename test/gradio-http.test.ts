@@ -19,8 +19,8 @@ import { diffValue } from "../server/gradio/event-sessions.ts";
 import { FileStore } from "../server/gradio/file-store.ts";
 import { gradioRouter } from "../server/gradio/index.ts";
 import { readInput } from "../server/gradio/read-input.ts";
+import { DATA } from "./support/studio.ts";
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 2);
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[0]));

@@ -7,13 +7,11 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { ImageError, loadCaptioner, type Captioner } from "../model/index.ts";
 import { tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
+import { DATA } from "./support/studio.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
 const hasData = existsSync(DATA);
 const STOP = new Set("a an the in on of with and is are at to his her its their while for by from into near up down over through".split(" "));
 

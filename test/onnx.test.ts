@@ -3,14 +3,12 @@ import assert from "node:assert/strict";
 import { readdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { centernetSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { graphToOnnx } from "../model/onnx.ts";
 import { tf } from "../model/tf.ts";
+import { DATA } from "./support/studio.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
 
 test("onnxruntime and tfjs give the same features", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, async () => {
   const spec = centernetSpec();

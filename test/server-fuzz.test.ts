@@ -18,16 +18,16 @@ import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 import { fuzzInputs, fuzzSeeds, type FuzzInput } from "./fuzz-inputs.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
 const FUZZ_INPUTS = 2400;
 const SOAK_CAPTIONS = 320;
 const WORKERS = 8;
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 16).map((n) => readFileSync(path.join(IMAGES, n)));
 const REFUSALS = new Set(["bad_image", "bad_request", "too_large"]);
@@ -39,10 +39,9 @@ const sockets: Client[] = [];
 
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
   // No rate limit: one address sends everything here.
-  const studio = createApp({ captioner, config: makeConfig({ port: 0, rateLimit: 0, maxQueue: 64, ...overrides }) });
+  const { studio, url } = await startStudio(captioner, { rateLimit: 0, maxQueue: 64, ...overrides });
   studios.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  return { studio, url: `http://127.0.0.1:${(studio.httpServer.address() as { port: number }).port}` };
+  return { studio, url };
 }
 
 async function socketTo(url: string): Promise<Client> {

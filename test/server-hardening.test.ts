@@ -17,14 +17,14 @@ import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 import { clientAddress } from "../server/rate-limit.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 4).map((n) => readFileSync(path.join(IMAGES, n)));
 const JPEG = PHOTOS[0];
@@ -35,11 +35,9 @@ const studios: StudioApp[] = [];
 const clients: Client[] = [];
 
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string; port: number }> {
-  const studio = createApp({ captioner, config: makeConfig({ port: 0, ...overrides }) });
+  const { studio, url, port } = await startStudio(captioner, overrides);
   studios.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  const port = (studio.httpServer.address() as net.AddressInfo).port;
-  return { studio, url: `http://127.0.0.1:${port}`, port };
+  return { studio, url, port };
 }
 
 function socket(url: string, opts: Record<string, unknown> = {}): Client {

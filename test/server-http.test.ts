@@ -15,15 +15,15 @@ import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { ServerConfig } from "../server/config.ts";
 import { decodeUpload, sniffImageType } from "../server/decode-upload.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
 // Multer's disk storage and most libraries write temp files under os.tmpdir(): point it at a
 // folder of our own, so "no temporary files" is checkable.
 const tmp = mkdtempSync(path.join(os.tmpdir(), "studio-http-test-"));
 process.env.TMPDIR = tmp;
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 8);
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[0]));
@@ -34,12 +34,9 @@ const servers: StudioApp[] = [];
 
 /** A studio on a random port. */
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const studio = createApp({ captioner, config: makeConfig({ port: 0, ...overrides }) });
+  const { studio, url } = await startStudio(captioner, overrides);
   servers.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  const addr = studio.httpServer.address();
-  assert.ok(addr && typeof addr === "object");
-  return { studio, url: `http://127.0.0.1:${addr.port}` };
+  return { studio, url };
 }
 
 function sumsToOne(alpha: number[], cells: number) {

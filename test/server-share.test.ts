@@ -17,15 +17,15 @@ import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { StudioApp } from "../server/app.ts";
+import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 import { startShare, type Share } from "../server/share/index.ts";
 import { TunnelServer } from "./tunnel-server.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTO = path.join(IMAGES, readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort()[2]);
 const JPEG = readFileSync(PHOTO);
@@ -41,11 +41,9 @@ const shares: Share[] = [];
 const clients: Client[] = [];
 
 async function serve(overrides: Partial<ServerConfig>): Promise<{ studio: StudioApp; config: ServerConfig; port: number }> {
-  const config = makeConfig({ port: 0, shareHost: tunnels.url, ...overrides });
-  const studio = createApp({ captioner, config });
+  const { studio, config, port } = await startStudio(captioner, { shareHost: tunnels.url, ...overrides });
   studios.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  return { studio, config, port: (studio.httpServer.address() as { port: number }).port };
+  return { studio, config, port };
 }
 
 /** A studio shared through the loopback tunnel server; resolves with the printed link. */

@@ -11,13 +11,13 @@ import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import { makeConfig, type ServerConfig } from "../server/config.ts";
+import type { StudioApp } from "../server/app.ts";
+import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents, StepEvent } from "../server/events.ts";
+import { DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(import.meta.dirname, "..", "..", "shared", "data", "flickr8k");
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 6);
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[1]));
@@ -28,12 +28,9 @@ const studios: StudioApp[] = [];
 const clients: Client[] = [];
 
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const studio = createApp({ captioner, config: makeConfig({ port: 0, ...overrides }) });
+  const { studio, url } = await startStudio(captioner, overrides);
   studios.push(studio);
-  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
-  const addr = studio.httpServer.address();
-  assert.ok(addr && typeof addr === "object");
-  return { studio, url: `http://127.0.0.1:${addr.port}` };
+  return { studio, url };
 }
 
 async function client(url: string): Promise<Client> {

@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { DATA } from "./support/studio.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
 const work = mkdtempSync(path.join(tmpdir(), "caption-train-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 

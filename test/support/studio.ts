@@ -1,0 +1,21 @@
+/** What the server tests share: where the photos are, and a real studio on a random loopback port. */
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Captioner } from "../../model/types.ts";
+import { createApp, type StudioApp } from "../../server/app.ts";
+import { makeConfig, type ServerConfig } from "../../server/config.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** Flickr8k, read in place (never copied into the repo); FLICKR8K_DIR points elsewhere. */
+export const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
+export const IMAGES = path.join(DATA, "images");
+
+/** A studio with the real captioner, listening on 127.0.0.1 at a port the OS picks. The caller closes it. */
+export async function startStudio(captioner: Captioner, overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; config: ServerConfig; url: string; port: number }> {
+  const config = makeConfig({ port: 0, ...overrides });
+  const studio = createApp({ captioner, config });
+  await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
+  const { port } = studio.httpServer.address() as AddressInfo;
+  return { studio, config, url: `http://127.0.0.1:${port}`, port };
+}
