@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { encoderSpec, loadEncoder } from "../model/encoder.ts";
+import { encoderSpec, loadEncoder, readGraphModel } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadCaptioner } from "../model/index.ts";
 import { initBackend, tf } from "../model/tf.ts";
@@ -45,19 +45,16 @@ const convs = graph.filter((n) => needed.has(n.name) && /Conv2D|Depthwise|MatMul
 const s = spec.inputSize;
 let flops = 0;
 {
-  const { loadGraphModel, io } = tf;
-  // Re-run the graph asking for every conv output to learn their shapes.
-  const json = JSON.parse(readFileSync(spec.modelPath, "utf8"));
-  for (const node of json.modelTopology.node) if (node.op === "Placeholder") node.attr.shape.shape.dim = [{ size: "1" }, { size: String(s) }, { size: String(s) }, { size: "3" }];
-  const bin = readFileSync(path.join(path.dirname(spec.modelPath), json.weightsManifest[0].paths[0]));
-  const g = await loadGraphModel(io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest.flatMap((m: { weights: unknown[] }) => m.weights), weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) }));
+  // Run the graph (read the same way the encoder reads it) asking for every conv output, to learn their shapes.
+  const g = await tf.loadGraphModel(tf.io.fromMemory(await readGraphModel(spec.modelPath)));
   const outs = g.execute(tf.zeros([1, s, s, 3]), convs.map((c) => c.name)) as tf.Tensor[];
   convs.forEach((c, i) => {
     const w = g.weights[c.input![1]]?.[0];
     if (!w) return;
     const [oh, ow] = outs[i].shape.slice(1, 3) as number[];
     const [kh, kw, cin, cout] = w.shape as number[];
-    flops += c.op.includes("Depthwise") ? 2 * oh * ow * kh * kw * cin * cout : c.op.includes("MatMul") ? 2 * (w.shape[0] as number) * (w.shape[1] as number) : 2 * oh * ow * kh * kw * cin * cout;
+    // Conv2D and depthwise both cost 2*oh*ow*kh*kw*cin*(cout or multiplier) FLOPs; a MatMul 2*k*n per row.
+    flops += c.op.includes("MatMul") ? 2 * (w.shape[0] as number) * (w.shape[1] as number) : 2 * oh * ow * kh * kw * cin * cout;
   });
   tf.dispose(outs);
   g.dispose();

@@ -57,7 +57,7 @@ export function encoderSpec(name: string): EncoderSpec {
 }
 
 /** Reads a graph model from local files: an IOHandler, since tfjs (without tfjs-node) has no file:// loader. */
-async function readGraphModel(modelPath: string): Promise<tf.io.ModelArtifacts> {
+export async function readGraphModel(modelPath: string): Promise<tf.io.ModelArtifacts> {
   const json = JSON.parse(await readFile(modelPath, "utf8"));
   const dir = path.dirname(modelPath);
   const specs: tf.io.WeightsManifestEntry[] = [];

@@ -18,7 +18,7 @@ if ($("studio")) initStudio(JSON.parse($("studio-config").textContent));
 function initTheme() {
   const btn = $("theme-toggle");
   if (!btn) return;
-  const dark = () => (document.documentElement.dataset.theme ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light")) === "dark";
+  const dark = () => document.documentElement.dataset.theme === "dark"; // theme.js always sets it
   btn.setAttribute("aria-pressed", String(dark()));
   btn.addEventListener("click", () => {
     const next = dark() ? "light" : "dark";

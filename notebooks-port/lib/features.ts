@@ -27,11 +27,15 @@ export function readIndex(encoder: string, dir = featureDir(encoder)): FeatureIn
   return JSON.parse(readFileSync(f, "utf8"));
 }
 
-/** Loads one variant's features for the given images as a [n, regions*channels] Float32Array. */
-export function loadFeatures(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder)): Float32Array {
+/**
+ * Loads one variant's features for the given images as a [n, regions*channels] Float32Array,
+ * written into `out` when given (e.g. a view of shared memory, to avoid copying gigabytes).
+ */
+export function loadFeatures(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder), out?: Float32Array): Float32Array {
   const per = index.grid[0] * index.grid[1] * index.channels;
   const row = new Map(index.images.map((f, i) => [f, i]));
-  const out = new Float32Array(files.length * per);
+  out ??= new Float32Array(files.length * per);
+  if (out.length !== files.length * per) throw new Error(`loadFeatures: output holds ${out.length} floats, ${files.length * per} needed`);
   const cache = new Map<number, Float32Array>();
   files.forEach((f, i) => {
     const r = row.get(f);

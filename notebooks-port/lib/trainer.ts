@@ -103,12 +103,6 @@ class Replica {
   }
 }
 
-function shared(data: Float32Array): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(data.byteLength);
-  new Float32Array(sab).set(data);
-  return sab;
-}
-
 export async function train(cfg: TrainConfig): Promise<State> {
   const ckptDir = path.join(CHECKPOINT_DIR, cfg.name);
   const runDir = path.join(RUNS_DIR, cfg.name);
@@ -122,12 +116,15 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const devImgs = cfg.maxImages ? data.splits.dev.slice(0, cfg.maxImages) : data.splits.dev;
   const nTrain = trainImgs.length;
   process.stderr.write(`loading features for ${nTrain} train (${cfg.flip ? "+ mirrored" : "no mirror"}) and ${devImgs.length} dev images...\n`);
+  // Features go straight into shared memory, which every replica reads without a copy:
+  // training rows are the original images, then (with --flip) their mirrored versions.
   const trainFiles = trainImgs.map((i) => i.file);
-  const orig = loadFeatures(index, "orig", trainFiles);
-  const trainRows = new Float32Array(orig.length * (cfg.flip ? 2 : 1));
-  trainRows.set(orig);
-  if (cfg.flip) trainRows.set(loadFeatures(index, "flip", trainFiles), orig.length);
-  const devRows = loadFeatures(index, "orig", devImgs.map((i) => i.file));
+  const per = index.grid[0] * index.grid[1] * index.channels;
+  const trainSab = new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * per * 4);
+  loadFeatures(index, "orig", trainFiles, undefined, new Float32Array(trainSab, 0, nTrain * per));
+  if (cfg.flip) loadFeatures(index, "flip", trainFiles, undefined, new Float32Array(trainSab, nTrain * per * 4, nTrain * per));
+  const devSab = new SharedArrayBuffer(devImgs.length * per * 4);
+  loadFeatures(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(devSab));
   const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
@@ -171,7 +168,6 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const nParams = trainable.reduce((s, n) => s + shapes[n].reduce((a, b) => a * b, 1), 0);
 
   // ---- replicas
-  const trainSab = shared(trainRows), devSab = shared(devRows);
   const avgSab = new SharedArrayBuffer(nParams * 4);
   const avg = new Float32Array(avgSab);
   const gradSabs = Array.from({ length: cfg.workers }, () => new SharedArrayBuffer(nParams * 4));
