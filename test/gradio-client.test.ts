@@ -13,7 +13,7 @@ import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import { DATA, startStudio } from "./support/studio.ts";
+import { DATA, startStudio, waitFor } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 4);
@@ -50,14 +50,6 @@ async function studioCaption(url: string, photo: Buffer): Promise<string> {
   const res = await fetch(new URL("api/caption", url), { method: "POST", body: new Uint8Array(photo), headers: { "Content-Type": "image/jpeg" } });
   assert.equal(res.status, 200);
   return ((await res.json()) as { caption: string }).caption;
-}
-
-async function waitFor(cond: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 before(async () => {

@@ -19,7 +19,7 @@ import { diffValue } from "../server/gradio/event-sessions.ts";
 import { FileStore } from "../server/gradio/file-store.ts";
 import { gradioRouter } from "../server/gradio/index.ts";
 import { readInput } from "../server/gradio/read-input.ts";
-import { DATA } from "./support/studio.ts";
+import { DATA, waitFor } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 2);
@@ -128,14 +128,6 @@ async function call(url: string, data: unknown[]): Promise<SseEvent[]> {
 async function studioCaption(url: string, photo: Uint8Array): Promise<string> {
   const res = await fetch(`${url}/api/caption`, { method: "POST", body: new Uint8Array(photo), headers: { "Content-Type": "image/jpeg" } });
   return ((await res.json()) as { caption: string }).caption;
-}
-
-async function waitFor(cond: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 before(async () => {

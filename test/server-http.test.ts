@@ -17,7 +17,7 @@ import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { decodeUpload, sniffImageType } from "../server/decode-upload.ts";
-import { DATA, startStudio } from "./support/studio.ts";
+import { DATA, startStudio, waitFor } from "./support/studio.ts";
 
 // Multer's disk storage and most libraries write temp files under os.tmpdir(): point it at a
 // folder of our own, so "no temporary files" is checkable.
@@ -349,12 +349,4 @@ function abandon(url: string): Promise<void> {
       resolve();
     }, 30));
   });
-}
-
-async function waitFor(cond: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

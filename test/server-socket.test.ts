@@ -14,7 +14,7 @@ import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents, StepEvent } from "../server/events.ts";
-import { DATA, startStudio } from "./support/studio.ts";
+import { DATA, startStudio, waitFor } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
@@ -210,11 +210,16 @@ describe("queue", () => {
     for (const s of sockets) jobs.push(await caption(s, { image: JPEG, beam: 2, maxLen: 12 }));
     const ends = await Promise.all(jobs.map((j) => j.end));
     assert.deepEqual(ends.map((e) => e.name), ["done", "done", "done"]);
-    const positions = jobs.map((j) => j.events.filter((e) => e.name === "queued").map((e) => e.payload.position));
-    assert.deepEqual(positions[0], [], "the first starts at once");
-    assert.equal(positions[2][0], 2, "the third waits behind one");
-    assert.deepEqual(positions[2].slice(-1), [1], "and moves up");
-    assert.ok((ends[2].payload as DoneEvent).waitMs > 0);
+    // Each upload's header is checked before it joins the line, concurrently, so which of the
+    // three sockets lands where may vary; the line itself may not.
+    const positions = jobs.map((j) => j.events.filter((e) => e.name === "queued").map((e) => e.payload.position as number));
+    const byStart = [...positions].sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0));
+    assert.deepEqual(byStart[0], [], "one starts at once");
+    assert.equal(byStart[1][0], 1, "one waits next in line");
+    assert.equal(byStart[2][0], 2, "the last waits behind one");
+    assert.deepEqual(byStart[2].slice(-1), [1], "and moves up");
+    const last = positions.indexOf(byStart[2]);
+    assert.ok((ends[last].payload as DoneEvent).waitMs > 0);
   });
 
   it("a full queue is refused at once with failed busy", T, async () => {
@@ -297,11 +302,3 @@ describe("shutdown", () => {
     await waitFor(() => !socket.connected);
   });
 });
-
-async function waitFor(cond: () => boolean, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -19,3 +19,12 @@ export async function startStudio(captioner: Captioner, overrides: Partial<Serve
   const { port } = studio.httpServer.address() as AddressInfo;
   return { studio, config, url: `http://127.0.0.1:${port}`, port };
 }
+
+/** Polls until cond() holds (tests waiting for a server-side state change); throws after ms. */
+export async function waitFor(cond: () => boolean, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
