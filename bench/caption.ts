@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { encoderSpec, loadEncoder, readGraphModel } from "../model/encoder.ts";
+import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadCaptioner } from "../model/index.ts";
 import { initBackend, tf } from "../model/tf.ts";
@@ -29,24 +29,26 @@ for (let i = 0; i < 15; i++) mmMs.push(await time(() => tf.matMul(a, b).dataSync
 const gflops = (2 * 512 * 512 * 1024) / median(mmMs.slice(3)) / 1e6;
 tf.dispose([a, b]);
 
-// Encoder FLOPs: every convolution and matmul the output node depends on.
+// Encoder FLOPs: every convolution and matmul each graph's output node depends on.
 const spec = encoderSpec(JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, "config.json"), "utf8")).encoder);
-const graph = JSON.parse(readFileSync(spec.modelPath, "utf8")).modelTopology.node as { name: string; op: string; input?: string[] }[];
-const byName = new Map(graph.map((n) => [n.name, n]));
-const needed = new Set<string>();
-const stack = [spec.node];
-while (stack.length) {
-  const n = byName.get(stack.pop()!.replace(/^\^/, "").replace(/:\d+$/, ""));
-  if (!n || needed.has(n.name)) continue;
-  needed.add(n.name);
-  stack.push(...(n.input ?? []));
-}
-const convs = graph.filter((n) => needed.has(n.name) && /Conv2D|Depthwise|MatMul/.test(n.op));
 const s = spec.inputSize;
 let flops = 0;
-{
-  // Run the graph (read the same way the encoder reads it) asking for every conv output, to learn their shapes.
-  const g = await tf.loadGraphModel(tf.io.fromMemory(await readGraphModel(spec.modelPath)));
+for (const graphSpec of spec.graphs) {
+  // Read the graph the same way the encoder reads it.
+  const artifacts = await graphSpec.read();
+  const graph = (artifacts.modelTopology as { node: { name: string; op: string; input?: string[] }[] }).node;
+  const byName = new Map(graph.map((n) => [n.name, n]));
+  const needed = new Set<string>();
+  const stack = [graphSpec.node];
+  while (stack.length) {
+    const n = byName.get(stack.pop()!.replace(/^\^/, "").replace(/:\d+$/, ""));
+    if (!n || needed.has(n.name)) continue;
+    needed.add(n.name);
+    stack.push(...(n.input ?? []));
+  }
+  const convs = graph.filter((n) => needed.has(n.name) && /Conv2D|Depthwise|MatMul/.test(n.op));
+  // Run the graph asking for every conv output, to learn their shapes.
+  const g = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
   const outs = g.execute(tf.zeros([1, s, s, 3]), convs.map((c) => c.name)) as tf.Tensor[];
   convs.forEach((c, i) => {
     const w = g.weights[c.input![1]]?.[0];

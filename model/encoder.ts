@@ -3,51 +3,80 @@
  * the spatial grid the decoder attends over. Nothing is downloaded: weights are read from
  * npm packages already on disk.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { graphToOnnx } from "./onnx.ts";
 import { tf, initBackend } from "./tf.ts";
 
+/** One frozen TF.js graph and the node to read. */
+export interface GraphSpec {
+  /** Where the graph comes from, for error messages. */
+  source: string;
+  /** Reads the graph (topology and weights) from disk. */
+  read(): Promise<tf.io.ModelArtifacts>;
+  /** Graph node giving [1, h, w, channels]. */
+  node: string;
+  /** The graph's input is pixel (0..255) times this. */
+  inputScale: number;
+  /** Its output is multiplied by this (default 1), so concatenated graphs contribute on a similar scale. */
+  outputScale?: number;
+}
+
 export interface EncoderSpec {
   /** Short name, stored with features and trained weights so they never get mixed up. */
   name: string;
-  /** Path of the TF.js graph-model JSON (weights shards are read from beside it). */
-  modelPath: string;
-  /** Graph node giving [1, h, w, channels]. */
-  node: string;
-  /** Square input size in pixels. */
+  /** Square input size in pixels, shared by all graphs. */
   inputSize: number;
-  /** The model's input is pixel (0..255) times this. */
-  inputScale: number;
+  /** Graphs run on the same pixels; their grids must match and their channels are concatenated in this order. */
+  graphs: GraphSpec[];
 }
 
 const require = createRequire(import.meta.url);
 
 /** Folder of an installed npm package (its "exports" may hide package.json and data files). */
 export function packageDir(name: string): string {
+  // Walk up from the entry point to the package.json that names the package (nested ones, such as
+  // dist/cjs/package.json holding only {"type": "commonjs"}, do not count).
   let dir = path.dirname(require.resolve(name));
-  while (!existsSync(path.join(dir, "package.json")) || path.basename(dir) === "dist") dir = path.dirname(dir);
+  const named = (d: string) => existsSync(path.join(d, "package.json")) && JSON.parse(readFileSync(path.join(d, "package.json"), "utf8")).name === name;
+  while (!named(dir)) {
+    if (path.dirname(dir) === dir) throw new Error(`cannot find the folder of package "${name}"`);
+    dir = path.dirname(dir);
+  }
   return dir;
 }
 
+/** CenterNet's MobileNetV3 backbone (COCO detection) from @vladmandic/human: 8x8x480 at 256 px, input RGB 0..255. */
+export function centernetGraph(): GraphSpec {
+  const modelPath = path.join(packageDir("@vladmandic/human"), "models", "centernet.json");
+  return { source: modelPath, read: () => readGraphModel(modelPath), node: "tower_0/extern1/hard_swish/mul_1", inputScale: 1 };
+}
+
 /**
- * CenterNet's MobileNetV3 backbone (COCO detection) from @vladmandic/human: 8x8x480 at 256 px.
- * A retrieval probe found it describes photos better than nsfwjs' MobileNetV2 (see the model card).
+ * nsfwjs' MobileNetV2-1.4 (ImageNet, then fine-tuned on nsfwjs' own classes), input RGB in [0, 1].
+ * We read the last inverted-residual block's linear bottleneck (448 channels): the 1792-channel
+ * Conv_1 after it is a 1x1 conv + ReLU6 of exactly this, so it holds the same information at a
+ * quarter of the width, and the decoder's per-word cost grows with the width. At 256 px: 8x8x448.
  */
-export function centernetSpec(): EncoderSpec {
+export function mobilenetV2Graph(): GraphSpec {
+  const dir = path.join(packageDir("nsfwjs"), "dist", "models", "mobilenet_v2_mid");
   return {
-    name: "centernet-mnv3-256",
-    modelPath: path.join(packageDir("@vladmandic/human"), "models", "centernet.json"),
-    node: "tower_0/extern1/hard_swish/mul_1",
-    inputSize: 256,
-    inputScale: 1,
+    source: dir,
+    read: () => readBundledGraphModel(dir),
+    node: "StatefulPartitionedCall/sequential/keras_layer/StatefulPartitionedCall/StatefulPartitionedCall/StatefulPartitionedCall/predict/MobilenetV2/expanded_conv_16/project/BatchNorm/FusedBatchNormV3",
+    inputScale: 1 / 255,
+    // Measured on Flickr8k: this layer's RMS is 1.43, CenterNet's 0.44; scaled to match when both are concatenated.
+    outputScale: 0.3,
   };
 }
 
 export const ENCODERS: Readonly<Record<string, () => EncoderSpec>> = Object.freeze({
-  "centernet-mnv3-256": centernetSpec,
+  "centernet-mnv3-256": () => ({ name: "centernet-mnv3-256", inputSize: 256, graphs: [centernetGraph()] }),
+  "nsfwjs-mnv2-256": () => ({ name: "nsfwjs-mnv2-256", inputSize: 256, graphs: [mobilenetV2Graph()] }),
+  // Both on the same 256 px pixels: 8x8x(480 + 448). The retrieval probe in the model issue found the pair better than either.
+  "centernet+mnv2-256": () => ({ name: "centernet+mnv2-256", inputSize: 256, graphs: [centernetGraph(), mobilenetV2Graph()] }),
 });
 
 export function encoderSpec(name: string): EncoderSpec {
@@ -56,32 +85,45 @@ export function encoderSpec(name: string): EncoderSpec {
   return make();
 }
 
-/** Reads a graph model from local files: an IOHandler, since tfjs (without tfjs-node) has no file:// loader. */
-export async function readGraphModel(modelPath: string): Promise<tf.io.ModelArtifacts> {
-  const json = JSON.parse(await readFile(modelPath, "utf8"));
-  const dir = path.dirname(modelPath);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of json.weightsManifest as tf.io.WeightsManifestConfig) {
-    specs.push(...group.weights);
-    for (const p of group.paths) buffers.push(await readFile(path.join(dir, p)));
-  }
-  // The exported graph pins its input to one size (e.g. 1x512x512x3); the convolutions take any
-  // batch and size, so relax the placeholder to let us choose both.
+/**
+ * Model JSON plus its weight shards -> in-memory artifacts. The exported graphs pin their input to
+ * one size (e.g. 1x512x512x3); the convolutions take any batch and size, so the placeholder is
+ * relaxed to let us choose both.
+ */
+function toArtifacts(json: { modelTopology: { node?: { op: string; attr?: { shape?: { shape?: { dim?: unknown[] } } } }[] }; weightsManifest: tf.io.WeightsManifestConfig; format?: string; generatedBy?: string; convertedBy?: string | null }, shards: Buffer[]): tf.io.ModelArtifacts {
   for (const node of json.modelTopology.node ?? []) {
     if (node.op === "Placeholder" && node.attr?.shape?.shape?.dim) {
       node.attr.shape.shape.dim = node.attr.shape.shape.dim.map((_: unknown, i: number) => ({ size: i === 3 ? "3" : "-1" }));
     }
   }
-  const all = Buffer.concat(buffers);
+  const all = Buffer.concat(shards);
   return {
     modelTopology: json.modelTopology,
-    weightSpecs: specs,
+    weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
     weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
     format: json.format,
     generatedBy: json.generatedBy,
     convertedBy: json.convertedBy,
   };
+}
+
+/** Reads a graph model from local files: an IOHandler, since tfjs (without tfjs-node) has no file:// loader. */
+export async function readGraphModel(modelPath: string): Promise<tf.io.ModelArtifacts> {
+  const json = JSON.parse(await readFile(modelPath, "utf8"));
+  const dir = path.dirname(modelPath);
+  const shards = await Promise.all((json.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.paths).map((p) => readFile(path.join(dir, p))));
+  return toArtifacts(json, shards);
+}
+
+/**
+ * nsfwjs ships its graphs as CommonJS bundles: model.min.js exports the model JSON and each
+ * group1-shardNofM.min.js exports one weight shard as base64. Decoding them directly takes
+ * milliseconds (nsfwjs.load goes through a much slower path: seconds and over a gigabyte).
+ */
+async function readBundledGraphModel(dir: string): Promise<tf.io.ModelArtifacts> {
+  const json = structuredClone(require(path.join(dir, "model.min.js")));
+  const shards = (json.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.paths).map((p) => Buffer.from(require(path.join(dir, `${p}.min.js`)) as string, "base64"));
+  return toArtifacts(json, shards);
 }
 
 /** Where the encoder runs: onnxruntime-node's native kernels, or tfjs-wasm (the reference). */
@@ -99,29 +141,30 @@ export interface Encoder {
   dispose(): void;
 }
 
-/**
- * Loads the encoder. runtime "auto" (default) uses onnxruntime-node when it is installed and the
- * graph converts, else tfjs-wasm.
- */
-export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "auto" = "auto"): Promise<Encoder> {
-  await initBackend();
+/** One graph ready to run: pixels -> [batch, h*w, channels]. */
+interface LoadedGraph {
+  runtime: EncoderRuntime;
+  grid: [number, number];
+  channels: number;
+  run(pixels: Uint8Array[]): Promise<tf.Tensor3D>;
+  dispose(): void;
+}
+
+async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "auto"): Promise<LoadedGraph> {
   let artifacts: tf.io.ModelArtifacts;
   try {
-    artifacts = await readGraphModel(spec.modelPath);
+    artifacts = await g.read();
   } catch (e) {
-    throw new Error(`encoder "${spec.name}": cannot read model at ${spec.modelPath}: ${(e as Error).message}`);
+    throw new Error(`cannot read the encoder graph at ${g.source}: ${(e as Error).message}`);
   }
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
-  const s = spec.inputSize;
-  const run = (x: tf.Tensor4D) => model.execute(x, spec.node) as tf.Tensor4D;
+  const exec = (x: tf.Tensor4D) => model.execute(x, g.node) as tf.Tensor4D;
   // Probe once with zeros: learns the grid shape and warms the kernels up.
-  const probe = tf.tidy(() => run(tf.zeros([1, s, s, 3])));
+  const probe = tf.tidy(() => exec(tf.zeros([1, s, s, 3])));
   const [, h, w, c] = probe.shape;
   probe.dispose();
-  const check = (pixels: Uint8Array[]) => {
-    for (const p of pixels) if (p.length !== s * s * 3) throw new Error(`encoder expects ${s}x${s}x3 pixels, got ${p.length} bytes`);
-  };
-  const base = { spec, grid: [h, w] as [number, number], channels: c };
+  const base = { grid: [h, w] as [number, number], channels: c };
+  const scale = g.outputScale ?? 1;
 
   if (runtime !== "tfjs") {
     try {
@@ -131,53 +174,86 @@ export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "
       process.env.ORT_DISABLE_TELEMETRY ??= "1";
       const ort = await import("onnxruntime-node");
       const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
-      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, spec.node);
+      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, g.node);
       const session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 2, graphOptimizationLevel: "all" });
       model.dispose(); // the ONNX model now holds its own copy of the weights
-      const encoder: Encoder = {
+      const graph: LoadedGraph = {
         ...base,
         runtime: "onnx",
-        async encode(pixels) {
-          check(pixels);
+        async run(pixels) {
           // Interleaved RGB bytes -> planar NCHW floats.
           const n = s * s, data = new Float32Array(pixels.length * 3 * n);
           pixels.forEach((p, b) => {
             const o = b * 3 * n;
             for (let j = 0; j < n; j++) {
-              data[o + j] = p[3 * j] * spec.inputScale;
-              data[o + n + j] = p[3 * j + 1] * spec.inputScale;
-              data[o + 2 * n + j] = p[3 * j + 2] * spec.inputScale;
+              data[o + j] = p[3 * j] * g.inputScale;
+              data[o + n + j] = p[3 * j + 1] * g.inputScale;
+              data[o + 2 * n + j] = p[3 * j + 2] * g.inputScale;
             }
           });
           const out = await session.run({ [input]: new ort.Tensor("float32", data, [pixels.length, 3, s, s]) });
-          const f = out.features;
-          const t = tf.tensor3d(f.data as Float32Array, [pixels.length, h * w, c]);
+          const f = out.features, feats = f.data as Float32Array;
+          if (scale !== 1) for (let i = 0; i < feats.length; i++) feats[i] *= scale;
+          const t = tf.tensor3d(feats, [pixels.length, h * w, c]);
           f.dispose();
           return t;
         },
         dispose: () => void session.release(),
       };
-      await (await encoder.encode([new Uint8Array(s * s * 3)])).dispose();
-      return encoder;
+      (await graph.run([new Uint8Array(s * s * 3)])).dispose();
+      return graph;
     } catch (e) {
-      if (runtime === "onnx") throw new Error(`encoder "${spec.name}" cannot run on onnxruntime: ${(e as Error).message}`);
+      if (runtime === "onnx") throw new Error(`the encoder graph at ${g.source} cannot run on onnxruntime: ${(e as Error).message}`);
       // "auto": the tfjs graph below is always available.
     }
   }
   return {
     ...base,
     runtime: "tfjs",
-    async encode(pixels) {
-      check(pixels);
+    async run(pixels) {
       return tf.tidy(() => {
         const flat = new Float32Array(pixels.length * s * s * 3);
         pixels.forEach((p, i) => {
-          for (let j = 0; j < p.length; j++) flat[i * s * s * 3 + j] = p[j] * spec.inputScale;
+          for (let j = 0; j < p.length; j++) flat[i * s * s * 3 + j] = p[j] * g.inputScale;
         });
-        const out = run(tf.tensor4d(flat, [pixels.length, s, s, 3]));
-        return out.reshape([pixels.length, h * w, c]) as tf.Tensor3D;
+        return exec(tf.tensor4d(flat, [pixels.length, s, s, 3])).mul(scale).reshape([pixels.length, h * w, c]) as tf.Tensor3D;
       });
     },
     dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * Loads the encoder. runtime "auto" (default) uses onnxruntime-node when it is installed and the
+ * graph converts, else tfjs-wasm.
+ */
+export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "auto" = "auto"): Promise<Encoder> {
+  await initBackend();
+  const s = spec.inputSize;
+  const graphs: LoadedGraph[] = [];
+  try {
+    for (const g of spec.graphs) graphs.push(await loadGraph(g, s, runtime));
+    if (graphs.some((g) => g.grid.join() !== graphs[0].grid.join())) throw new Error(`encoder "${spec.name}": its graphs give different grids (${graphs.map((g) => g.grid.join("x")).join(", ")})`);
+  } catch (e) {
+    for (const g of graphs) g.dispose();
+    throw e;
+  }
+  return {
+    spec,
+    // "onnx" only when every graph runs there.
+    runtime: graphs.every((g) => g.runtime === "onnx") ? "onnx" : "tfjs",
+    grid: graphs[0].grid,
+    channels: graphs.reduce((n, g) => n + g.channels, 0),
+    async encode(pixels) {
+      for (const p of pixels) if (p.length !== s * s * 3) throw new Error(`encoder expects ${s}x${s}x3 pixels, got ${p.length} bytes`);
+      // One after the other: each ONNX session already uses both cores.
+      const parts: tf.Tensor3D[] = [];
+      for (const g of graphs) parts.push(await g.run(pixels));
+      if (parts.length === 1) return parts[0];
+      const out = tf.concat(parts, 2);
+      tf.dispose(parts);
+      return out;
+    },
+    dispose: () => graphs.forEach((g) => g.dispose()),
   };
 }

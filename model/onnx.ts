@@ -4,7 +4,7 @@
  * the tfjs graph stays the reference: test/onnx.test.ts checks both give the same features.
  *
  * Only the ops these MobileNet backbones use are mapped: fused Conv2D / depthwise conv with bias
- * and Relu/Relu6, Add, Mul, Relu6 and Mean. Anything else fails loudly, and callers fall back to tfjs.
+ * and Relu/Relu6, Add, Sub, Mul, Relu6 and Mean. Anything else fails loudly, and callers fall back to tfjs.
  * Layout: TF graphs are NHWC, ONNX convolutions NCHW; the ONNX model takes NCHW input and its
  * output is transposed back to [1, h, w, c] so both paths return the same thing.
  */
@@ -154,9 +154,11 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
         nodes.push(nodeProto("Clip", [ins[0], useScalar(0), useScalar(6)], [n.name]));
         break;
       case "Add":
+      case "AddV2":
+      case "Sub":
       case "Mul": {
         const args = ins.map((i) => (byName.get(i)?.op === "Const" ? useConst(i, true) : i));
-        nodes.push(nodeProto(n.op, args, [n.name]));
+        nodes.push(nodeProto(n.op === "AddV2" ? "Add" : n.op, args, [n.name]));
         break;
       }
       case "Mean": {
