@@ -32,6 +32,8 @@ export interface LoadOptions {
   defaults?: Partial<Omit<CaptionOptions, "signal">>;
 }
 
+// lengthPenalty 0.7 was chosen on the dev split for the shipped model (beam 3, CIDEr-D / BLEU-4:
+// 0.415 / 0.174 at 0.7, 0.413 / 0.170 at 1.0); the model card has the details.
 const DECODE_DEFAULTS = { beam: 3, maxLen: 20, lengthPenalty: 0.7 };
 
 function readJson<T>(file: string, what: string): T {

@@ -21,6 +21,7 @@ const defaults = {
   model: DEFAULT_MODEL_DIR,
   split: "test", // train | dev | test
   beams: "1,3", // beam sizes to evaluate, comma-separated
+  lengthPenalty: -1, // >= 0: beam ranking by logP / len^this (tune it on dev, not test); -1: the model's default
   limit: 0, // > 0: only the first N images (quick checks)
   card: false, // write the scores into the model card
 };
@@ -40,7 +41,7 @@ runStep(async () => {
     const ms: number[] = [];
     const samples: { file: string; caption: string }[] = [];
     for (const f of images) {
-      const r = await captioner.caption(path.join(ds.imageDir, f), { beam });
+      const r = await captioner.caption(path.join(ds.imageDir, f), { beam, ...(cfg.lengthPenalty >= 0 ? { lengthPenalty: cfg.lengthPenalty } : {}) });
       cands.push(r.words.map((w) => w.word));
       ms.push(r.ms);
       if (samples.length < 20) samples.push({ file: f, caption: r.caption });
@@ -58,11 +59,11 @@ runStep(async () => {
   captioner.dispose();
   const out = path.join(RUNS_DIR, "eval");
   mkdirSync(out, { recursive: true });
-  const file = path.join(out, `${cfg.split}-${path.basename(cfg.model)}${cfg.limit ? `-first${cfg.limit}` : ""}.json`);
+  const file = path.join(out, `${cfg.split}-${path.basename(cfg.model)}${cfg.limit ? `-first${cfg.limit}` : ""}${cfg.lengthPenalty >= 0 ? `-lp${cfg.lengthPenalty}` : ""}.json`);
   writeFileSync(file, JSON.stringify({ split: cfg.split, model: cfg.model, results }, null, 2));
   console.log(`wrote ${file}`);
   if (cfg.card) {
-    if (cfg.limit) throw new Error("--card needs the whole split (drop --limit)");
+    if (cfg.limit || cfg.lengthPenalty >= 0) throw new Error("--card records the model's defaults on the whole split (drop --limit and --lengthPenalty)");
     const cardFile = path.join(cfg.model, "model-card.json");
     const card = JSON.parse(readFileSync(cardFile, "utf8"));
     card.scores = { ...(card.scores ?? {}), [cfg.split]: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ...(v as object), samples: undefined }])) };

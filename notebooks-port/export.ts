@@ -1,7 +1,7 @@
 /**
  * Step 7: export trained weights for shipping: model/weights/{config.json, vocab.json,
  * decoder.json, decoder.bin (float16)} plus the training section of model-card.json.
- *   npm run pipeline:export -- --from=checkpoints/sat-centernet-ft/best
+ *   npm run pipeline:export -- --from=checkpoints/sat-combo-ft/best
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +14,7 @@ import { RUNS_DIR } from "./lib/paths.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
 
 const defaults = {
-  from: "checkpoints/sat-centernet-ft/best", // a checkpoint folder (its parent holds state.json)
+  from: "checkpoints/sat-combo-ft/best", // a checkpoint folder (its parent holds state.json)
   out: DEFAULT_MODEL_DIR,
   dtype: "float16", // or float32
 };

@@ -2,7 +2,7 @@
  * Step 2: run the frozen encoder over every image once and cache the grid features
  * (.cache/features/<encoder>/). Training images are also encoded mirrored, a free augmentation.
  * Resumable: finished chunks are skipped. Parallel: --shard=0 --shards=2 and --shard=1 --shards=2.
- *   npm run pipeline:features -- --encoder=centernet-mnv3-256
+ *   npm run pipeline:features -- --encoder=centernet+mnv2-256
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -15,7 +15,7 @@ import { featureDir } from "./lib/paths.ts";
 import { Progress } from "./lib/progress.ts";
 
 const defaults = {
-  encoder: "centernet-mnv3-256",
+  encoder: "centernet+mnv2-256",
   flip: true, // also encode mirrored training images
   batch: 8,
   shard: 0, // this process handles chunks where chunk % shards == shard

@@ -18,8 +18,8 @@ import { fmt, Progress } from "./progress.ts";
 import type { WorkerInit, WorkerRequest } from "./train-worker.ts";
 
 export const TRAIN_DEFAULTS = {
-  name: "sat-centernet", // run name: checkpoints/<name>/ and runs/<name>/
-  encoder: "centernet-mnv3-256",
+  name: "sat-combo", // run name: checkpoints/<name>/ and runs/<name>/
+  encoder: "centernet+mnv2-256", // see model/encoder.ts; the model card compares it with CenterNet alone
   embedDim: DEFAULT_CONFIG.embedDim,
   hiddenDim: DEFAULT_CONFIG.hiddenDim,
   attnDim: DEFAULT_CONFIG.attnDim,
