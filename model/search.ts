@@ -15,6 +15,8 @@ export interface SearchOptions {
   lengthPenalty: number;
   /** Forbid repeating any word trigram ("a man in a red shirt and a man in a red shirt"). */
   blockRepeats: boolean;
+  /** When given (with blockRepeats), any word not in this set is used at most once per caption. */
+  repeatable?: ReadonlySet<number>;
   signal?: AbortSignal;
 }
 
@@ -89,7 +91,7 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
         const top: number[] = [];
         for (let w = 0; w < V; w++) {
           if (top.length <= K || row[w] > row[top[top.length - 1]]) {
-            if (o.blockRepeats && w !== END && repeatsTrigram(live[k].ids, w)) continue;
+            if (o.blockRepeats && w !== END && (repeatsTrigram(live[k].ids, w) || (o.repeatable && !o.repeatable.has(w) && live[k].ids.includes(w)))) continue;
             top.push(w);
             top.sort((x, y) => row[y] - row[x]);
             if (top.length > K + 1) top.pop();

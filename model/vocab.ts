@@ -2,6 +2,18 @@
 import { tokenize } from "./text.ts";
 
 export const PAD = 0, START = 1, END = 2, UNK = 3;
+
+/**
+ * Words a caption may repeat ("a man in a red shirt sits on a bench"). Search lets every other
+ * word, the content words, appear at most once, which stops loops such as "a man in a red shirt
+ * and a black and white shirt is wearing a black shirt" that trigram blocking lets through.
+ */
+export const FUNCTION_WORDS: ReadonlySet<string> = new Set([
+  "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "with", "by", "for", "from", "into", "onto",
+  "over", "under", "near", "through", "while", "as", "is", "are", "his", "her", "their", "its", "it", "he",
+  "she", "they", "one", "two", "three", "another", "other", "some", "each", "up", "down", "out", "off",
+  "who", "that", "this", "has", "have", "be", "being",
+]);
 const SPECIALS = ["<pad>", "<start>", "<end>", "<unk>"] as const;
 
 export class Vocabulary {

@@ -18,7 +18,7 @@ P[1] = [0, 0, 0, 0, 0.6, 0.4]; // after <start>
 P[X] = [0, 0, 0.4, 0, 0.3, 0.3];
 P[Y] = [0, 0, 0.95, 0, 0.05, 0];
 
-function tinyModel(): Params {
+function tinyModel(chain = P): Params {
   const s = 3, t = Math.tanh(s);
   const H = cfg.hiddenDim;
   const params: Params = {};
@@ -27,17 +27,17 @@ function tinyModel(): Params {
     const data = new Float32Array(n);
     if (name === "embedding") for (let i = 0; i < V; i++) data[i * V + i] = 1;
     if (name === "wordIn") for (let i = 0; i < V; i++) data[i * (4 * H + V) + 4 * H + i] = s; // deep output sees tanh(s) * onehot(prev)
-    if (name === "logits") for (const i of [1, X, Y]) for (let j = 0; j < V; j++) data[i * V + j] = Math.log(Math.max(P[i][j], 1e-9)) / t;
+    if (name === "logits") for (const i of [1, X, Y]) for (let j = 0; j < V; j++) data[i * V + j] = Math.log(Math.max(chain[i][j], 1e-9)) / t;
     if (name === "attnFeat" || name === "attnScore") data.forEach((_, i) => (data[i] = Math.sin(i + 1)));
     params[name] = tf.tensor(data, shape);
   }
   return params;
 }
 
-async function run(params: Params, beam: number, signal?: AbortSignal) {
+async function run(params: Params, beam: number, signal?: AbortSignal, repeats: { blockRepeats: boolean; repeatable?: Set<number> } = { blockRepeats: false }) {
   const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
   const events: Hypothesis[] = [];
-  const it = search(params, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, blockRepeats: false, signal });
+  const it = search(params, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...repeats, signal });
   try {
     let r = await it.next();
     while (!r.done) {
@@ -90,5 +90,21 @@ test("batched greedy decoding agrees with the streaming search", async () => {
   const feats = tf.randomUniform([3, 4, 3]) as tf.Tensor3D;
   assert.deepEqual(greedyBatch(params, feats, cfg.maxLen), [[X], [X], [X]]);
   feats.dispose();
+  tf.dispose(Object.values(params));
+});
+
+test("repeat blocking: trigrams never repeat, and content words appear at most once", async () => {
+  await initBackend();
+  // x -> x is the likeliest move, so unblocked greedy loops "x x x x x x".
+  const loop: number[][] = [];
+  loop[1] = [0, 0, 0, 0, 0.9, 0.1];
+  loop[X] = [0, 0, 0.1, 0, 0.6, 0.3];
+  loop[Y] = [0, 0, 0.95, 0, 0.05, 0];
+  const params = tinyModel(loop);
+  assert.deepEqual((await run(params, 1)).final.ids, [X, X, X, X, X, X]);
+  // x counted as a function word: only the trigram rule applies (x x x once, then y).
+  assert.deepEqual((await run(params, 1, undefined, { blockRepeats: true, repeatable: new Set([X]) })).final.ids, [X, X, X, Y]);
+  // x as a content word: used once.
+  assert.deepEqual((await run(params, 1, undefined, { blockRepeats: true, repeatable: new Set() })).final.ids, [X, Y]);
   tf.dispose(Object.values(params));
 });
