@@ -51,12 +51,15 @@ runStep(async () => {
     changes: s.changes ?? [],
     history: s.history,
   }));
-  // The loss and score curves travel with the weights, so a person can open them next to the card.
-  const curves = path.join(RUNS_DIR, state.config.name, "curves.png");
-  if (existsSync(curves)) {
-    copyFileSync(curves, path.join(cfg.out, "training-curves.png"));
-    card.curves = path.relative(path.join(cfg.out, ".."), path.join(cfg.out, "training-curves.png"));
-  }
+  // The loss and score curves of every run in the chain travel with the weights, so a person can
+  // open them next to the card: training-curves.png for the first run, finetune-curves.png after it.
+  card.curves = chain.flatMap((s, i) => {
+    const src = path.join(RUNS_DIR, s.config.name, "curves.png");
+    if (!existsSync(src)) return [];
+    const dst = path.join(cfg.out, i === 0 ? "training-curves.png" : "finetune-curves.png");
+    copyFileSync(src, dst);
+    return [path.relative(path.join(cfg.out, ".."), dst)];
+  });
   card.weights = { dtype: cfg.dtype, bytes: readFileSync(path.join(cfg.out, "decoder.bin")).length, from: path.relative(REPO_ROOT, from) };
   writeFileSync(cardFile, JSON.stringify(card, null, 2) + "\n");
   if (path.resolve(cfg.out) === DEFAULT_MODEL_DIR) writeModelCardMarkdown(cfg.out);

@@ -20,7 +20,8 @@ export function writeModelCardMarkdown(modelDir: string): string {
     "",
   ];
   if (card.notes) lines.push("## Notes", "", ...card.notes.map((n: string) => `- ${n}`), "");
-  if (card.curves) lines.push(`Training curves: [${card.curves}](${card.curves}).`, "");
+  const curves: string[] = [card.curves ?? []].flat();
+  if (curves.length) lines.push(`Training curves: ${curves.map((c) => `[${c}](${c})`).join(", ")}.`, "");
   const d = card.data;
   if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images (the standard splits), 5 captions each. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
   const scores = card.scores?.test;
