@@ -11,8 +11,8 @@
  *   npx tsx bench/server-fuzz.ts [--inputs=20000] [--clients=8] [--seed=1] [--maxLen=8] [--maxRssMb=2048]
  */
 import { fuzzInputs, fuzzSeeds } from "../test/fuzz-inputs.ts";
-import type { DoneEvent, FailedEvent } from "../server/events.ts";
-import { connect, health, parseConfig, photos, runStep, startServer, type Client } from "./server-harness.ts";
+import { viaHttp, viaSocket } from "../test/fuzz-client.ts";
+import { connect, health, parseConfig, photos, runStep, startServer } from "./server-harness.ts";
 
 const defaults = {
   inputs: 20_000,
@@ -23,47 +23,6 @@ const defaults = {
 };
 
 const REFUSALS = new Set(["bad_image", "bad_request", "too_large", "busy"]);
-
-type Outcome = { kind: "caption" } | { kind: "refused"; code: string } | { kind: "crash"; why: string };
-
-function viaSocket(s: Client, image: Uint8Array, maxLen: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let id: string | null | undefined;
-    const off = () => {
-      s.off("done", onDone);
-      s.off("failed", onFailed);
-      s.off("disconnect", onGone);
-    };
-    const onDone = (e: DoneEvent) => e.id === id && (off(), resolve({ kind: "caption" }));
-    const onFailed = (e: FailedEvent) => e.id === id && (off(), resolve(REFUSALS.has(e.code) ? { kind: "refused", code: e.code } : { kind: "crash", why: `failed ${e.code}: ${e.message}` }));
-    const onGone = (reason: string) => (off(), resolve({ kind: "crash", why: `socket dropped: ${reason}` }));
-    s.on("done", onDone);
-    s.on("failed", onFailed);
-    s.on("disconnect", onGone);
-    s.emit("caption", { image, beam: 1, maxLen }, (ack) => {
-      id = ack.ok ? ack.id : null;
-      if (!ack.ok) (off(), resolve(REFUSALS.has(ack.code) ? { kind: "refused", code: ack.code } : { kind: "crash", why: `refused ${ack.code}` }));
-    });
-  });
-}
-
-async function viaHttp(url: string, image: Uint8Array, query: string, multipart: boolean): Promise<Outcome> {
-  try {
-    let body: BodyInit = new Uint8Array(image);
-    if (multipart) {
-      const form = new FormData();
-      form.append("image", new Blob([new Uint8Array(image)]), "upload.jpg");
-      body = form;
-    }
-    const res = await fetch(new URL(`/api/caption?${query}`, url), { method: "POST", body, ...(multipart ? {} : { headers: { "content-type": "image/jpeg" } }) });
-    const json = (await res.json().catch(() => null)) as { caption?: unknown; error?: string } | null;
-    if (res.status === 200 && typeof json?.caption === "string") return { kind: "caption" };
-    if (res.status >= 400 && res.status < 500 && REFUSALS.has(json?.error ?? "")) return { kind: "refused", code: json!.error! };
-    return { kind: "crash", why: `HTTP ${res.status} ${json?.error ?? "(not JSON)"}` };
-  } catch (e) {
-    return { kind: "crash", why: `network: ${(e as Error).cause ?? e}` };
-  }
-}
 
 runStep(async () => {
   const cfg = parseConfig(defaults);
@@ -81,7 +40,7 @@ runStep(async () => {
   let after: Awaited<ReturnType<typeof health>> | null = null;
   try {
     const sockets = await Promise.all(Array.from({ length: cfg.clients }, () => connect(server.url)));
-    await viaHttp(server.url, photos(1)[0], "beam=1", false); // warm-up
+    await viaHttp(server.url, photos(1)[0], "beam=1", false, REFUSALS); // warm-up
     before = await health(server.url);
     const inputs = fuzzInputs(seeds, cfg.inputs, cfg.seed);
     await Promise.all(
@@ -90,11 +49,11 @@ runStep(async () => {
           const { kind, bytes } = next.value;
           const n = tried++;
           const route = n % 10 === 3 ? "socket" : n % 10 === 7 ? "multipart" : "raw";
-          const out = route === "socket" ? await viaSocket(sockets[w], bytes, cfg.maxLen) : await viaHttp(server.url, bytes, `beam=1&maxLen=${cfg.maxLen}`, route === "multipart");
-          const key = out.kind === "refused" ? `refused ${out.code}` : out.kind;
+          const out = route === "socket" ? await viaSocket(sockets[w], bytes, { beam: 1, maxLen: cfg.maxLen }, REFUSALS) : await viaHttp(server.url, bytes, `beam=1&maxLen=${cfg.maxLen}`, route === "multipart", REFUSALS);
+          const key = out.ok ? "caption" : "refused" in out ? `refused ${out.refused}` : "crash";
           outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
-          if (out.kind === "crash") {
-            crashes.push(`#${n} ${kind} (${bytes.length} B, ${route}): ${out.why}`);
+          if (!out.ok && "failure" in out) {
+            crashes.push(`#${n} ${kind} (${bytes.length} B, ${route}): ${out.failure}`);
             if (route === "socket" && !sockets[w].connected) sockets[w] = await connect(server.url);
           }
           if (server.child.exitCode !== null) throw new Error(`the server exited (code ${server.child.exitCode}) at input #${n} (${kind})`);

@@ -19,7 +19,8 @@ import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
+import type { ClientEvents, ServerEvents } from "../server/events.ts";
+import { viaHttp as http, viaSocket as socket, type Outcome } from "./fuzz-client.ts";
 import { fuzzInputs, fuzzSeeds, type FuzzInput } from "./fuzz-inputs.ts";
 import { DATA, startStudio } from "./support/studio.ts";
 
@@ -30,7 +31,10 @@ const SOAK_CAPTIONS = 320;
 const WORKERS = 8;
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 16).map((n) => readFileSync(path.join(IMAGES, n)));
+// "busy" is not among them: the queue here is deep enough for every worker.
 const REFUSALS = new Set(["bad_image", "bad_request", "too_large"]);
+const viaSocket = (s: Client, image: Uint8Array, opts: Record<string, unknown>) => socket(s, image, opts, REFUSALS);
+const viaHttp = (url: string, image: Uint8Array, query: string, multipart: boolean): Promise<Outcome> => http(url, image, query, multipart, REFUSALS);
 const mb = (bytes: number) => Math.round(bytes / 1048576);
 
 let captioner: Captioner;
@@ -52,69 +56,6 @@ async function socketTo(url: string): Promise<Client> {
     s.once("connect_error", reject);
   });
   return s;
-}
-
-/** What happened to one request: a caption, a refusal with its code, or a failure (anything else). */
-type Outcome = { ok: true } | { ok: false; refused: string } | { ok: false; failure: string };
-
-function viaSocket(s: Client, image: Uint8Array, opts: Record<string, unknown>): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let id: string | null | undefined;
-    const off = () => {
-      s.off("done", onDone);
-      s.off("failed", onFailed);
-      s.off("disconnect", onGone);
-    };
-    const onDone = (e: DoneEvent) => {
-      if (e.id !== id) return;
-      off();
-      resolve(typeof e.caption === "string" ? { ok: true } : { ok: false, failure: "done without a caption" });
-    };
-    const onFailed = (e: FailedEvent) => {
-      if (e.id !== id) return;
-      off();
-      resolve(REFUSALS.has(e.code) ? { ok: false, refused: e.code } : { ok: false, failure: `failed ${e.code}: ${e.message}` });
-    };
-    const onGone = () => {
-      off();
-      resolve({ ok: false, failure: "socket disconnected" });
-    };
-    s.on("done", onDone);
-    s.on("failed", onFailed);
-    s.on("disconnect", onGone);
-    s.emit("caption", { image, ...opts }, (ack: CaptionAck) => {
-      id = ack.ok ? ack.id : null;
-      if (!ack.ok) {
-        off();
-        resolve(REFUSALS.has(ack.code) ? { ok: false, refused: ack.code } : { ok: false, failure: `refused ${ack.code}: ${ack.message}` });
-      }
-    });
-  });
-}
-
-async function viaHttp(url: string, image: Uint8Array, query: string, multipart: boolean): Promise<Outcome> {
-  let res: Response;
-  try {
-    if (multipart) {
-      const form = new FormData();
-      form.append("image", new Blob([new Uint8Array(image)]), "upload.jpg");
-      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: form });
-    } else {
-      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: new Uint8Array(image), headers: { "content-type": "image/jpeg" } });
-    }
-  } catch (e) {
-    return { ok: false, failure: `network: ${(e as Error).cause ?? e}` };
-  }
-  const text = await res.text();
-  let body: { caption?: unknown; error?: string; message?: string };
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return { ok: false, failure: `HTTP ${res.status}, not JSON: ${text.slice(0, 80)}` };
-  }
-  if (res.status === 200) return typeof body.caption === "string" ? { ok: true } : { ok: false, failure: "200 without a caption" };
-  if (res.status >= 400 && res.status < 500 && REFUSALS.has(body.error ?? "") && typeof body.message === "string") return { ok: false, refused: body.error! };
-  return { ok: false, failure: `HTTP ${res.status} ${body.error}: ${body.message}` };
 }
 
 async function idle(studio: StudioApp): Promise<void> {
