@@ -35,10 +35,15 @@ runStep(async () => {
   // Training facts for the model card; evaluate.ts adds the measured scores.
   const cardFile = path.join(cfg.out, "model-card.json");
   const card = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
+  // A fine-tuned run starts from another run's checkpoint, which may itself be fine-tuned: record
+  // every run back to the first, oldest first.
   const chain = [state];
-  // A fine-tuned run starts from another run's checkpoint: record that run too.
-  const base = state.config.init && !["auto", "scratch"].includes(state.config.init) ? path.join(path.resolve(REPO_ROOT, state.config.init), "..", "state.json") : null;
-  if (base && existsSync(base)) chain.unshift(JSON.parse(readFileSync(base, "utf8")));
+  for (;;) {
+    const init = chain[0].config.init;
+    const base = init && !["auto", "scratch"].includes(init) ? path.join(path.resolve(REPO_ROOT, init), "..", "state.json") : null;
+    if (!base || !existsSync(base) || chain.length > 8) break;
+    chain.unshift(JSON.parse(readFileSync(base, "utf8")));
+  }
   card.architecture = state.decoder;
   card.data = {
     dataset: "Flickr8k", train: data.splits.train.length, dev: data.splits.dev.length, test: data.splits.test.length,
@@ -47,7 +52,7 @@ runStep(async () => {
   card.training = chain.map((s) => ({
     run: s.config.name, init: s.config.init, epochs: s.epoch, bestEpoch: s.best.epoch, bestDevCiderGreedy: s.best.cider,
     seconds: Math.round(s.trainSeconds), tokensPerSec: Math.round(s.tokens / Math.max(1, s.trainSeconds)),
-    hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience"].map((k) => [k, s.config[k]])),
+    hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent"].filter((k) => k in s.config).map((k) => [k, s.config[k]])),
     changes: s.changes ?? [],
     history: s.history,
   }));
@@ -56,7 +61,7 @@ runStep(async () => {
   card.curves = chain.flatMap((s, i) => {
     const src = path.join(RUNS_DIR, s.config.name, "curves.png");
     if (!existsSync(src)) return [];
-    const dst = path.join(cfg.out, i === 0 ? "training-curves.png" : "finetune-curves.png");
+    const dst = path.join(cfg.out, i === 0 ? "training-curves.png" : i === 1 ? "finetune-curves.png" : `finetune${i}-curves.png`);
     copyFileSync(src, dst);
     return [path.relative(path.join(cfg.out, ".."), dst)];
   });

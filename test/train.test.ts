@@ -59,4 +59,24 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   const caps = greedyBatch(params, feats, 20).map((ids) => vocab.decode(ids).join(" "));
   const exact = caps.filter((c, i) => imgs[i].captions.some((r) => r.join(" ") === c)).length;
   assert.ok(exact >= 25, `at least half of the training images get one of their own captions back, got ${exact}/50: e.g. "${caps[0]}"`);
+  Object.values(params).forEach((t) => t.dispose());
+  feats.dispose();
+
+  // Fine-tuning, self-critical with the teacher-forced anchor and dev measured within the epoch,
+  // then export: the card records both runs (oldest first), the reward, the anchor's weight and
+  // the peak memory.
+  const ft = step("finetune", "--name=tiny-ft", `--init=${path.join(ckpt, "best")}`, "--maxImages=50", "--workers=1", "--hiddenDim=256", "--attnDim=32", "--outDim=128",
+    "--batch=50", "--scstXent=0.5", "--epochs=1", "--lr=1e-4", "--evalEvery=2");
+  assert.match(ft, /^epoch 1: train CIDEr-D reward \d\.\d+.*peak RSS \d+ MB/m);
+  // 50 images, 10 per step (5 samples each): 5 steps, with dev measured after steps 2 and 4 too.
+  assert.match(ft, /^epoch 0\.40: dev xent/m);
+  const out2 = path.join(work, "exported");
+  step("export", `--from=${path.join(work, "checkpoints", "tiny-ft", "best")}`, `--out=${out2}`);
+  const card = JSON.parse(readFileSync(path.join(out2, "model-card.json"), "utf8"));
+  assert.deepEqual(card.training.map((t: { run: string }) => t.run), ["tiny", "tiny-ft"]);
+  assert.equal(card.training[1].hyperParameters.scstXent, 0.5);
+  const last = card.training[1].history.at(-1);
+  assert.ok(last.trainReward > 0 && last.peakRssMB > 100, `reward ${last.trainReward}, peak RSS ${last.peakRssMB} MB`);
+  assert.deepEqual(card.training[1].history.map((h: { epoch: number }) => h.epoch), [0, 0.4, 0.8, 1]);
+  assert.deepEqual(card.curves, ["exported/training-curves.png", "exported/finetune-curves.png"]);
 });

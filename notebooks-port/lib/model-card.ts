@@ -3,6 +3,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const f = (x: unknown, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–");
+/** Epochs are whole, except dev measurements taken within an epoch (--evalEvery). */
+const ep = (e: number) => (Number.isInteger(e) ? String(e) : e.toFixed(2));
+/** The highest peak RSS an epoch recorded (runs before it was recorded have none). */
+const peak = (history: { peakRssMB?: number }[]) => {
+  const mb = Math.max(0, ...history.map((h) => h.peakRssMB ?? 0));
+  return mb ? `, peak RSS ${(mb / 1024).toFixed(1)} GB` : "";
+};
 
 export function writeModelCardMarkdown(modelDir: string): string {
   const card = JSON.parse(readFileSync(path.join(modelDir, "model-card.json"), "utf8"));
@@ -33,11 +40,13 @@ export function writeModelCardMarkdown(modelDir: string): string {
     lines.push("", "Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from the test references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`.", "");
   }
   for (const t of card.training ?? []) {
-    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${t.bestEpoch}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores).`, "");
+    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${ep(t.bestEpoch)}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores)${peak(t.history)}.`, "");
     lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");
     for (const c of t.changes ?? []) lines.push(`Changed from epoch ${c.atEpoch}: ` + Object.keys(c.to).map((k) => `${k} ${c.from[k]} → ${c.to[k]}`).join(", ") + ".", "");
-    lines.push("| epoch | train xent | dev xent | dev BLEU-4 (greedy) | dev CIDEr-D (greedy) | lr |", "| --- | --- | --- | --- | --- | --- |");
-    for (const h of t.history) lines.push(`| ${h.epoch} | ${f(h.trainXent)} | ${f(h.devXent)} | ${f(h.bleu4, 4)} | ${f(h.cider, 4)} | ${h.lr?.toExponential?.(2)} |`);
+    // Self-critical runs have no training cross-entropy: their training column is the mean CIDEr-D reward.
+    const scst = t.history.some((h: any) => typeof h.trainReward === "number");
+    lines.push(`| epoch | ${scst ? "train reward (CIDEr-D)" : "train xent"} | dev xent | dev BLEU-4 (greedy) | dev CIDEr-D (greedy) | lr |`, "| --- | --- | --- | --- | --- | --- |");
+    for (const h of t.history) lines.push(`| ${ep(h.epoch)} | ${f(scst ? h.trainReward : h.trainXent)} | ${f(h.devXent)} | ${f(h.bleu4, 4)} | ${f(h.cider, 4)} | ${h.lr?.toExponential?.(2)} |`);
     lines.push("");
   }
   const md = lines.join("\n");

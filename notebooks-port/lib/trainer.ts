@@ -39,14 +39,16 @@ export const TRAIN_DEFAULTS = {
   glove: true, // start word vectors from GloVe
   trainEmbeddings: false, // GloVe vectors stay frozen unless fine-tuning
   scst: 0, // > 0: self-critical training (Rennie et al. 2017) with this many sampled captions per image, rewarded by CIDEr-D
+  scstXent: 0, // self-critical only: weight of the teacher-forced loss on one reference caption per image, mixed into each batch (an anchor against collapse)
   maxImages: 0, // > 0: use only this many train and dev images (quick runs, tests)
   saveEvery: 100, // steps between mid-epoch checkpoints
+  evalEvery: 0, // > 0: also measure dev every this many steps within an epoch and keep the best weights seen (fine-tuning moves fast)
   logEvery: 20, // steps between training-loss points on the curve
   seed: 1,
 };
 export type TrainConfig = typeof TRAIN_DEFAULTS;
 
-interface EpochRecord { epoch: number; trainXent: number; trainReward?: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number }
+interface EpochRecord { epoch: number; trainXent: number; trainReward?: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number; /** Peak resident memory of the whole process (replicas are threads in it) so far. */ peakRssMB?: number }
 interface State {
   epoch: number; stepInEpoch: number; step: number; lr: number;
   best: { cider: number; epoch: number }; badEpochs: number;
@@ -129,6 +131,8 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const cider = cfg.scst ? new CiderD(trainImgs.map((i) => i.captions)) : null;
+  const refIds: number[][][] = trainImgs.map(() => []);
+  for (const c of captions) refIds[c.img].push(c.ids);
   if (cfg.scst && (cfg.scst < 2 || cfg.flip)) throw new Error("--scst needs at least 2 samples per image and --flip=false");
   const swap = new Map([[vocab.id("left"), vocab.id("right")], [vocab.id("right"), vocab.id("left")]]);
 
@@ -259,11 +263,18 @@ export async function train(cfg: TrainConfig): Promise<State> {
       const samples = parts.flat();
       const rewards = samples.map((ids, j) => cider!.score(rows[j], vocab.decode(ids)));
       rewardSum += rewards.reduce((a, b) => a + b, 0) / rewards.length;
-      return samples.map((ids, j) => {
+      const sampled = samples.map((ids, j) => {
         const g = Math.floor(j / K) * K;
         const others = (rewards.slice(g, g + K).reduce((a, b) => a + b, 0) - rewards[j]) / (K - 1);
         return { row: rows[j], ids, weight: rewards[j] - others };
       });
+      // The anchor: one human caption per image, teacher-forced with a small weight, so the
+      // network keeps describing images as people do while the reward sharpens it.
+      const anchors = cfg.scstXent > 0 ? imgs.map((i) => {
+        const refs = refIds[i];
+        return { row: i, ids: refs[(state.step + i) % refs.length], weight: cfg.scstXent }; // not rand(): resuming mid-epoch must see the same batches
+      }) : [];
+      return [...sampled, ...anchors];
     };
 
     const progress = new Progress(`epoch ${state.epoch + 1}/${cfg.epochs}`, batches.length, "steps");
@@ -272,6 +283,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
     let mark = t0; // time up to `mark` is already counted in state.trainSeconds
     const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
     let epochTokens = 0, xentSum = 0, xentN = 0, rewardSum = 0;
+    let evalMs = 0; // dev measurements within the epoch, left out of its tokens/s
     for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
       const items = cfg.scst ? await selfCriticalItems(batches[bi]) : teacherItems(bi);
       const results = await Promise.all(replicas.map((r, w) => {
@@ -302,22 +314,41 @@ export async function train(cfg: TrainConfig): Promise<State> {
       state.step++;
       state.stepInEpoch = bi + 1;
       if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
-      const secs = (performance.now() - t0) / 1000;
+      const secs = (performance.now() - t0 - evalMs) / 1000;
       progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / xentN).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
       if (state.step % cfg.saveEvery === 0) {
         countTime();
         await save(path.join(ckptDir, "latest"));
         saveState();
       }
+      if (cfg.evalEvery > 0 && state.stepInEpoch % cfg.evalEvery === 0 && state.stepInEpoch < batches.length) {
+        // A point between epochs: recorded at a fractional epoch; it can become "best", but the
+        // learning-rate decay and early stopping still go by whole epochs.
+        const e0 = performance.now();
+        const ev = await evaluate();
+        evalMs += performance.now() - e0;
+        const at = state.epoch + state.stepInEpoch / batches.length;
+        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
+        if (process.stderr.isTTY) process.stderr.write("\n");
+        console.log(`epoch ${at.toFixed(2)}: dev xent ${ev.devXent.toFixed(3)}, dev greedy BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}`);
+        countTime();
+        await save(path.join(ckptDir, "latest"));
+        if (ev.cider > state.best.cider) {
+          state.best = { cider: ev.cider, epoch: at };
+          rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
+          cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
+        }
+        saveState();
+      }
     }
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0 - evalMs) / 1000;
     progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
     const ev = await evaluate();
     // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
-    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds };
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
     state.history.push(rec);
     countTime();
-    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s`);
+    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MB`);
     for (const s of ev.samples) console.log(`  e.g. "${s}"`);
     state.epoch++;
     state.stepInEpoch = 0;
