@@ -1,7 +1,8 @@
 /**
- * A short real training run through the pipeline's own steps (prepare -> features -> train) on
- * 50 Flickr8k training images, in a temporary work folder: the loss must fall, resuming must
- * continue where the run stopped, and the model must overfit enough to reproduce training captions.
+ * A short real training run through the pipeline's own steps (prepare -> features -> train ->
+ * finetune -> export) on 50 Flickr8k training images, in a temporary work folder: the loss must
+ * fall, resuming must continue where the run stopped, the model must overfit enough to reproduce
+ * training captions, and fine-tuning and export must record what they did in the model card.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
