@@ -219,6 +219,17 @@ export async function train(cfg: TrainConfig): Promise<State> {
     await replicas[0].call({ type: "save", path: dir });
   };
   const saveState = () => writeFileSync(stateFile, JSON.stringify(state));
+  // Saves the current weights as "latest", and also as "best" when their dev CIDEr-D beats every
+  // point measured so far (whole epochs and --evalEvery points alike).
+  const keepBest = async (cider: number, at: number): Promise<boolean> => {
+    await save(path.join(ckptDir, "latest"));
+    if (cider <= state.best.cider) return false;
+    state.best = { cider, epoch: at };
+    rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
+    cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
+    return true;
+  };
+  const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
   // ---- the loop
   if (state.epoch === 0 && state.stepInEpoch === 0 && startFrom) {
@@ -322,22 +333,17 @@ export async function train(cfg: TrainConfig): Promise<State> {
         saveState();
       }
       if (cfg.evalEvery > 0 && state.stepInEpoch % cfg.evalEvery === 0 && state.stepInEpoch < batches.length) {
-        // A point between epochs: recorded at a fractional epoch; it can become "best", but the
-        // learning-rate decay and early stopping still go by whole epochs.
+        // A point between epochs, recorded at a fractional epoch. It can become "best"; the
+        // learning-rate decay and early stopping still happen only at the end of an epoch.
         const e0 = performance.now();
         const ev = await evaluate();
         evalMs += performance.now() - e0;
         const at = state.epoch + state.stepInEpoch / batches.length;
-        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
+        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: peakRssMB() });
         if (process.stderr.isTTY) process.stderr.write("\n");
         console.log(`epoch ${at.toFixed(2)}: dev xent ${ev.devXent.toFixed(3)}, dev greedy BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}`);
         countTime();
-        await save(path.join(ckptDir, "latest"));
-        if (ev.cider > state.best.cider) {
-          state.best = { cider: ev.cider, epoch: at };
-          rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
-          cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
-        }
+        await keepBest(ev.cider, at);
         saveState();
       }
     }
@@ -345,20 +351,16 @@ export async function train(cfg: TrainConfig): Promise<State> {
     progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
     const ev = await evaluate();
     // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
-    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
     state.history.push(rec);
     countTime();
     console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MB`);
     for (const s of ev.samples) console.log(`  e.g. "${s}"`);
     state.epoch++;
     state.stepInEpoch = 0;
-    await save(path.join(ckptDir, "latest"));
-    if (ev.cider > state.best.cider) {
-      state.best = { cider: ev.cider, epoch: state.epoch };
-      state.badEpochs = 0;
-      rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
-      cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
-    } else {
+    // An epoch that ends below the best point so far (a mid-epoch one included) counts as bad.
+    if (await keepBest(ev.cider, state.epoch)) state.badEpochs = 0;
+    else {
       state.badEpochs++;
       state.lr *= cfg.lrDecay;
     }
