@@ -1,7 +1,8 @@
 /**
  * Captioning speed on this machine: end-to-end greedy caption of a 224 px JPEG (decode + encoder
- * + decoder), encoder time, decoder time per word, the encoder's FLOP count against a matmul
- * roofline measured in the same run, model load time and peak RSS. Prints medians.
+ * + decoder), encoder time, decoder time per step, each on onnxruntime (what the app uses) and on
+ * tfjs-wasm (the reference), the encoder's FLOP count against a matmul roofline measured in the
+ * same run, model load time and peak RSS. Prints medians.
  *   npm run bench
  */
 import { readFileSync, readdirSync } from "node:fs";
@@ -9,7 +10,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
-import { DEFAULT_MODEL_DIR, loadCaptioner } from "../model/index.ts";
+import { DEFAULT_MODEL_DIR, loadCaptioner, loadDecoder, toParams } from "../model/index.ts";
+import { onnxDecoder } from "../model/onnx-decoder.ts";
+import { ensembleDecoder, tfDecoder } from "../model/search.ts";
+import { START } from "../model/vocab.ts";
 import { initBackend, tf } from "../model/tf.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -74,41 +78,73 @@ for (const runtime of ["onnx", "tfjs"] as const) {
   for (let i = 0; i < 20; i++) encMs[runtime].push(await time(async () => { const t = await encoder.encode([px]); await t.data(); t.dispose(); }));
   encoder.dispose();
 }
+
+// Decoder alone, one step at a time for 1 and 3 rows (greedy, beam 3), on both runtimes.
+const { config, members } = loadDecoder(DEFAULT_MODEL_DIR);
+const featsEncoder = await loadEncoder(spec);
+const feats = await featsEncoder.encode([px]);
+featsEncoder.dispose();
+const stepMs: Record<string, Record<number, number[]>> = {};
+for (const runtime of ["onnx", "tfjs"] as const) {
+  const params = runtime === "tfjs" ? members.map((m) => toParams(config, m)) : [];
+  const onnx = runtime === "onnx" ? await Promise.all(members.map((m) => onnxDecoder(m, config))).catch(() => null) : [];
+  if (!onnx) continue;
+  const decoder = ensembleDecoder(runtime === "tfjs" ? params.map(tfDecoder) : onnx);
+  stepMs[runtime] = { 1: [], 3: [] };
+  for (const rows of [1, 3]) {
+    const run = await decoder.start(feats, rows);
+    const prev = new Int32Array(rows).fill(START);
+    for (let i = 0; i < 40; i++) stepMs[runtime][rows].push(await time(() => run.step(prev)));
+    run.dispose();
+  }
+  tf.dispose(params.flatMap((p) => Object.values(p)));
+  await Promise.all(onnx.map((d) => d.release()));
+}
+feats.dispose();
+
 const decodeMs: number[] = [];
 for (const bt of bytes.slice(0, 20)) decodeMs.push(await time(() => toRgbSquare(bt, s)));
 
-// End to end through the public API.
+// End to end through the public API: what the app runs ("auto": onnxruntime where it works), and
+// everything on tfjs-wasm (the reference) as the baseline.
 const loadMs = await time(async () => (await loadCaptioner()).dispose());
-const captioner = await loadCaptioner();
-const e2e: Record<number, number[]> = { 1: [], 3: [] };
-const perWord: number[] = [];
-const firstWord: number[] = [];
-for (const beam of [1, 3]) {
-  for (const bt of bytes) {
-    const t0 = performance.now();
-    let first = 0, words = 0;
-    const it = captioner.steps(bt, { beam });
-    let r = await it.next();
-    first = performance.now() - t0;
-    while (!r.done) r = await it.next();
-    const total = performance.now() - t0;
-    words = r.value.words.length;
-    e2e[beam].push(total);
-    if (beam === 1) {
-      firstWord.push(first);
-      perWord.push((total - first) / Math.max(1, words - 1));
+const e2e: Record<string, { runtime: string; beam: Record<number, number[]>; firstWord: number[]; perWord: number[] }> = {};
+for (const runtime of ["auto", "tfjs"] as const) {
+  const captioner = await loadCaptioner({ runtime });
+  const r0: (typeof e2e)[string] = { runtime: `encoder ${captioner.runtime.encoder}, decoder ${captioner.runtime.decoder}`, beam: { 1: [], 3: [] }, firstWord: [], perWord: [] };
+  e2e[runtime] = r0;
+  for (const beam of [1, 3]) {
+    for (const bt of runtime === "auto" ? bytes : bytes.slice(0, 20)) {
+      const t0 = performance.now();
+      const it = captioner.steps(bt, { beam });
+      let r = await it.next();
+      const first = performance.now() - t0;
+      while (!r.done) r = await it.next();
+      const total = performance.now() - t0;
+      r0.beam[beam].push(total);
+      if (beam === 1) {
+        r0.firstWord.push(first);
+        r0.perWord.push((total - first) / Math.max(1, r.value.words.length - 1));
+      }
     }
   }
+  captioner.dispose();
 }
-captioner.dispose();
 const rssMb = process.resourceUsage().maxRSS / 1024;
-console.log(`captioning benchmark (${N} Flickr8k JPEGs, 224 px; decoder on tfjs-wasm), medians:`);
+console.log(`captioning benchmark (${N} Flickr8k JPEGs, 224 px), medians:`);
 console.log(`  matmul roofline (tfjs-wasm, 512x512x1024, 1 thread): ${gflops.toFixed(1)} GFLOP/s`);
 for (const [runtime, ms] of Object.entries(encMs)) {
   const m = median(ms);
   console.log(`  encoder ${spec.name} on ${runtime}${runtime === "onnx" ? " (2 threads)" : " (1 thread)"}: ${(flops / 1e9).toFixed(3)} GFLOP per image -> ${m.toFixed(1)} ms = ${(flops / m / 1e6).toFixed(1)} GFLOP/s (${((100 * flops) / m / 1e6 / gflops).toFixed(0)}% of the 1-thread roofline; roofline time ${(flops / gflops / 1e6).toFixed(1)} ms)`);
 }
 console.log(`  JPEG decode + resize: ${median(decodeMs).toFixed(1)} ms`);
-console.log(`  greedy: end-to-end ${median(e2e[1]).toFixed(1)} ms (p99 ${p99(e2e[1]).toFixed(1)}), first word ${median(firstWord).toFixed(1)} ms, then ${median(perWord).toFixed(2)} ms per word`);
-console.log(`  beam 3: end-to-end ${median(e2e[3]).toFixed(1)} ms (p99 ${p99(e2e[3]).toFixed(1)})`);
+for (const [runtime, ms] of Object.entries(stepMs)) {
+  console.log(`  decoder step on ${runtime} (1 thread): ${median(ms[1].slice(5)).toFixed(2)} ms for 1 row (greedy), ${median(ms[3].slice(5)).toFixed(2)} ms for 3 rows (beam 3)${members.length > 1 ? `, ${members.length}-decoder ensemble` : ""}`);
+}
+for (const [name, r] of Object.entries(e2e)) {
+  const n = r.beam[1].length;
+  console.log(`  ${name === "auto" ? "app (runtime auto" : "reference (runtime tfjs"}: ${r.runtime}; ${n} images)`);
+  console.log(`    greedy: end-to-end ${median(r.beam[1]).toFixed(1)} ms (p99 ${p99(r.beam[1]).toFixed(1)}), first word ${median(r.firstWord).toFixed(1)} ms, then ${median(r.perWord).toFixed(2)} ms per word`);
+  console.log(`    beam 3: end-to-end ${median(r.beam[3]).toFixed(1)} ms (p99 ${p99(r.beam[3]).toFixed(1)})`);
+}
 console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MB`);

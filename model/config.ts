@@ -20,6 +20,11 @@ export interface DecoderConfig {
   outDim: number;
   /** Longest caption generated, in words. */
   maxLen: number;
+  /**
+   * Only in an exported model folder: the weight files (names without .bin) of decoders with this
+   * architecture trained apart, decoded as an ensemble. Absent: the one file "decoder".
+   */
+  members?: string[];
 }
 
 export const DEFAULT_CONFIG: Omit<DecoderConfig, "encoder" | "grid" | "featureDim" | "vocabSize"> = {

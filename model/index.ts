@@ -8,14 +8,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
-import { encoderSpec, loadEncoder, type EncoderSpec } from "./encoder.ts";
+import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { toRgbSquare } from "./image.ts";
-import { search } from "./search.ts";
+import { onnxDecoder } from "./onnx-decoder.ts";
+import { ensembleDecoder, search, tfDecoder } from "./search.ts";
 import { detokenize } from "./text.ts";
 import { initBackend, tf } from "./tf.ts";
 import type { CaptionOptions, CaptionResult, CaptionStep, Captioner, ImageInput } from "./types.ts";
 import { FUNCTION_WORDS, Vocabulary } from "./vocab.ts";
-import { loadArrays } from "./weights.ts";
+import { loadArrays, type NamedArray } from "./weights.ts";
 
 export type * from "./types.ts";
 export { ImageError } from "./image.ts";
@@ -30,6 +31,11 @@ export interface LoadOptions {
   encoder?: EncoderSpec;
   /** Decoding defaults for calls that pass no options. */
   defaults?: Partial<Omit<CaptionOptions, "signal">>;
+  /**
+   * Where the encoder and decoder run: "onnx" (onnxruntime-node's native kernels, fast), "tfjs"
+   * (tfjs-wasm, the reference), or "auto" (default): onnx where it works, tfjs for the rest.
+   */
+  runtime?: Runtime | "auto";
 }
 
 // lengthPenalty 1.0 was chosen on the dev split for the shipped model (beam 3, CIDEr-D / BLEU-4:
@@ -41,33 +47,57 @@ function readJson<T>(file: string, what: string): T {
   return JSON.parse(readFileSync(file, "utf8")) as T;
 }
 
-/** Reads the trained decoder as tensors (weights are stored as float16, computed in float32). */
-export function loadDecoder(modelDir: string): { config: DecoderConfig; params: Params; vocab: Vocabulary } {
+/**
+ * Reads the trained decoder (weights are stored as float16 and computed in float32): one set of
+ * weights, or several when the folder holds an ensemble (config.members).
+ */
+export function loadDecoder(modelDir: string): { config: DecoderConfig; members: Record<string, NamedArray>[]; vocab: Vocabulary } {
   const config = readJson<DecoderConfig>(path.join(modelDir, "config.json"), "decoder config");
   const vocab = new Vocabulary(readJson<string[]>(path.join(modelDir, "vocab.json"), "vocabulary"));
-  if (!existsSync(path.join(modelDir, "decoder.bin"))) throw new Error(`decoder weights not found at ${path.join(modelDir, "decoder.bin")}`);
-  const arrays = loadArrays(path.join(modelDir, "decoder"));
-  const params: Params = {};
-  for (const [name, shape] of Object.entries(paramShapes(config))) {
-    const a = arrays[name];
-    if (!a || a.shape.join() !== shape.join()) throw new Error(`decoder weights in ${modelDir}: ${name} should be [${shape}], found ${a ? `[${a.shape}]` : "nothing"}`);
-    params[name] = tf.tensor(a.data, shape);
-  }
   if (vocab.size !== config.vocabSize) throw new Error(`vocab.json has ${vocab.size} words but the decoder expects ${config.vocabSize}`);
-  return { config, params, vocab };
+  const files = config.members ?? ["decoder"];
+  if (!Array.isArray(files) || !files.length || files.some((f) => typeof f !== "string" || !/^[\w.-]+$/.test(f))) throw new Error(`config.json in ${modelDir}: members must be a list of weight-file names`);
+  const members = files.map((file) => {
+    if (!existsSync(path.join(modelDir, `${file}.bin`))) throw new Error(`decoder weights not found at ${path.join(modelDir, `${file}.bin`)}`);
+    const arrays = loadArrays(path.join(modelDir, file));
+    for (const [name, shape] of Object.entries(paramShapes(config))) {
+      const a = arrays[name];
+      if (!a || a.shape.join() !== shape.join()) throw new Error(`decoder weights ${file} in ${modelDir}: ${name} should be [${shape}], found ${a ? `[${a.shape}]` : "nothing"}`);
+    }
+    return arrays;
+  });
+  return { config, members, vocab };
+}
+
+/** The same weights as tfjs tensors (the reference decoder, and what training uses). */
+export function toParams(config: DecoderConfig, arrays: Record<string, NamedArray>): Params {
+  return Object.fromEntries(Object.keys(paramShapes(config)).map((name) => [name, tf.tensor(arrays[name].data, arrays[name].shape)]));
+}
+
+/**
+ * The decoder on the requested runtime. "auto" takes onnxruntime-node when it is installed and
+ * can build the graphs, else tfjs.
+ */
+async function stepDecoders(config: DecoderConfig, members: Record<string, NamedArray>[], runtime: Runtime | "auto") {
+  if (runtime !== "tfjs") {
+    try {
+      const onnx = await Promise.all(members.map((m) => onnxDecoder(m, config)));
+      return { runtime: "onnx" as const, decoder: ensembleDecoder(onnx), dispose: () => onnx.forEach((d) => void d.release()) };
+    } catch (e) {
+      if (runtime === "onnx") throw new Error(`the decoder cannot run on onnxruntime: ${(e as Error).message}`);
+    }
+  }
+  const params = members.map((m) => toParams(config, m));
+  return { runtime: "tfjs" as const, decoder: ensembleDecoder(params.map(tfDecoder)), dispose: () => tf.dispose(params.flatMap((p) => Object.values(p))) };
 }
 
 export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> {
   const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR;
   const cardFile = path.join(modelDir, "model-card.json");
   await initBackend();
-  const [encoder, { config, params, vocab }] = await Promise.all([
-    (async () => {
-      const cfg = readJson<DecoderConfig>(path.join(modelDir, "config.json"), "decoder config");
-      return loadEncoder(opts.encoder ?? encoderSpec(cfg.encoder));
-    })(),
-    (async () => loadDecoder(modelDir))(),
-  ]);
+  const runtime = opts.runtime ?? "auto";
+  const { config, members, vocab } = loadDecoder(modelDir);
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime), stepDecoders(config, members, runtime)]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as Record<string, unknown>) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
@@ -85,7 +115,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const pixels = await toRgbSquare(image, encoder.spec.inputSize);
     o.signal?.throwIfAborted();
     const feats = await encoder.encode([pixels]);
-    const it = search(params, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, signal: o.signal });
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {
@@ -125,12 +155,13 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   return {
     grid: config.grid,
     card,
+    runtime: { encoder: encoder.runtime, decoder: dec.runtime },
     words: vocab.words,
     caption,
     steps,
     dispose() {
       encoder.dispose();
-      tf.dispose(Object.values(params));
+      dec.dispose();
     },
   };
 }

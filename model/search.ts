@@ -3,7 +3,7 @@
  * that yields after every step, so a caller can stream words as they are decided. Tensors
  * never leave this file: events carry plain numbers.
  */
-import { imageState, step, toLogits, type Params } from "./decoder.ts";
+import { imageState, step, toLogits, type ImageState, type Params } from "./decoder.ts";
 import { mm } from "./fastgrad.ts";
 import { tf } from "./tf.ts";
 import { END, PAD, START, UNK } from "./vocab.ts";
@@ -37,12 +37,100 @@ export interface SearchEvent {
 const BANNED = [PAD, START, UNK];
 
 /** One inference step for K rows: previous word ids -> new state, log-probabilities [K, V], attention [K, L]. */
-function inferStep(p: Params, img: ReturnType<typeof imageState>, h: tf.Tensor2D, c: tf.Tensor2D, prev: Int32Array) {
+function inferStep(p: Params, img: ImageState, h: tf.Tensor2D, c: tf.Tensor2D, prev: Int32Array) {
   return tf.tidy(() => {
     const emb = tf.gather(p.embedding, tf.tensor1d(prev, "int32")) as tf.Tensor2D;
     const s = step(p, img, h, c, mm(emb, p.wordIn as tf.Tensor2D));
     return { h: s.h, c: s.c, logp: tf.logSoftmax(toLogits(p, s.out)), alpha: s.alpha };
   });
+}
+
+/** A decoder bound to one image and K rows (beams), holding their LSTM state. */
+export interface DecoderRun {
+  /** Advances every row by one word: previous ids [K] -> log-probabilities [K * V] and attention [K * L]. */
+  step(prev: Int32Array): Promise<{ logp: Float32Array; alpha: Float32Array }>;
+  /** Row k continues from row from[k] (beam search keeps the best continuations). */
+  reorder(from: Int32Array): void;
+  dispose(): void;
+}
+
+/** Anything that can decode: tfjs (the reference), onnxruntime (onnx-decoder.ts) or an ensemble. */
+export interface StepDecoder {
+  /** Starts decoding one image's features [1, L, D] with `rows` hypotheses. */
+  start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun>;
+}
+
+/** The decoder on tfjs: the same functions that training uses. */
+export function tfDecoder(p: Params): StepDecoder {
+  return {
+    async start(feats, rows) {
+      const [, L, D] = feats.shape;
+      const img = tf.tidy(() => imageState(p, feats.broadcastTo([rows, L, D]) as tf.Tensor3D));
+      let { h, c } = img;
+      return {
+        async step(prev) {
+          const out = inferStep(p, img, h, c, prev);
+          tf.dispose([h, c]);
+          ({ h, c } = out);
+          const [logp, alpha] = await Promise.all([out.logp.data() as Promise<Float32Array>, out.alpha.data() as Promise<Float32Array>]);
+          tf.dispose([out.logp, out.alpha]);
+          return { logp, alpha };
+        },
+        reorder(from) {
+          const idx = tf.tensor1d(from, "int32");
+          const [h2, c2] = [tf.gather(h, idx), tf.gather(c, idx)] as tf.Tensor2D[];
+          tf.dispose([h, c, idx]);
+          [h, c] = [h2, c2];
+        },
+        dispose() {
+          tf.dispose([h, c, img.v, img.vT, img.keys]);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Decoders trained apart (same encoder and vocabulary) decoding together: words are scored by the
+ * normalised geometric mean of their distributions, and the attention shown is the mean of their
+ * grids (still summing to 1).
+ */
+export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
+  if (members.length === 1) return members[0];
+  return {
+    async start(feats, rows) {
+      const runs: DecoderRun[] = [];
+      try {
+        for (const m of members) runs.push(await m.start(feats, rows));
+      } catch (e) {
+        runs.forEach((r) => r.dispose());
+        throw e;
+      }
+      return {
+        async step(prev) {
+          const outs = [];
+          for (const r of runs) outs.push(await r.step(prev));
+          const logp = new Float32Array(outs[0].logp.length), alpha = new Float32Array(outs[0].alpha.length);
+          for (const o of outs) {
+            for (let i = 0; i < logp.length; i++) logp[i] += o.logp[i] / outs.length;
+            for (let i = 0; i < alpha.length; i++) alpha[i] += o.alpha[i] / outs.length;
+          }
+          const V = logp.length / rows;
+          for (let k = 0; k < rows; k++) { // renormalise each row: log-sum-exp
+            const row = logp.subarray(k * V, (k + 1) * V);
+            let max = -Infinity, sum = 0;
+            for (const x of row) max = Math.max(max, x);
+            for (const x of row) sum += Math.exp(x - max);
+            const lse = max + Math.log(sum);
+            for (let i = 0; i < V; i++) row[i] -= lse;
+          }
+          return { logp, alpha };
+        },
+        reorder: (from) => runs.forEach((r) => r.reorder(from)),
+        dispose: () => runs.forEach((r) => r.dispose()),
+      };
+    },
+  };
 }
 
 const normScore = (h: Hypothesis, alpha: number) => h.logp / Math.pow(Math.max(1, h.ids.length), alpha);
@@ -59,12 +147,11 @@ function repeatsTrigram(ids: number[], next: number): boolean {
  * Beam search over one image's features [1, L, D] (beam 1 = greedy). Yields the best live-or-
  * finished hypothesis after every step and returns the final best one (without <end>).
  */
-export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): AsyncGenerator<SearchEvent, Hypothesis, void> {
+export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: SearchOptions): AsyncGenerator<SearchEvent, Hypothesis, void> {
   const K = Math.max(1, Math.floor(o.beam));
-  const [, L, D] = feats.shape;
-  // Rows of the state are beams; all share the same image.
-  const img = tf.tidy(() => imageState(p, feats.broadcastTo([K, L, D]) as tf.Tensor3D));
-  let { h, c } = img;
+  const L = feats.shape[1];
+  // Rows of the decoder state are beams; all share the same image.
+  const run = await decoder.start(feats, K);
   let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0 }];
   const finished: Hypothesis[] = [];
   let lastKey = "";
@@ -72,11 +159,7 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
     for (let t = 0; t < o.maxLen + 1 && live.length; t++) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error("aborted");
       const prev = Int32Array.from({ length: K }, (_, k) => (live[k] ? live[k].ids.at(-1) ?? START : START));
-      const out = inferStep(p, img, h, c, prev);
-      tf.dispose([h, c]);
-      ({ h, c } = out);
-      const [logp, alpha] = await Promise.all([out.logp.data() as Promise<Float32Array>, out.alpha.data() as Promise<Float32Array>]);
-      tf.dispose([out.logp, out.alpha]);
+      const { logp, alpha } = await run.step(prev);
       const V = logp.length / K;
       // Top candidates over (beam, word); rows beyond live.length are padding and ignored.
       const cands: { k: number; w: number; lp: number }[] = [];
@@ -121,12 +204,7 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
         }
       }
       live = next;
-      if (live.length) {
-        const idx = tf.tensor1d(Int32Array.from({ length: K }, (_, k) => parents[Math.min(k, parents.length - 1)]), "int32");
-        const [h2, c2] = [tf.gather(h, idx), tf.gather(c, idx)] as tf.Tensor2D[];
-        tf.dispose([h, c, idx]);
-        [h, c] = [h2, c2];
-      }
+      if (live.length) run.reorder(Int32Array.from({ length: K }, (_, k) => parents[Math.min(k, parents.length - 1)]));
       // Stop once K hypotheses have finished and none alive can beat the best of them.
       const bestDone = finished.length ? Math.max(...finished.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
       if (finished.length >= K && live.every((l) => normScore(l, o.lengthPenalty) < bestDone)) live = [];
@@ -142,7 +220,7 @@ export async function* search(p: Params, feats: tf.Tensor3D, o: SearchOptions): 
     const pool = finished.length ? finished : live;
     return trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));
   } finally {
-    tf.dispose([h, c, img.v, img.vT, img.keys]);
+    run.dispose();
   }
 }
 

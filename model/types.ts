@@ -54,6 +54,8 @@ export interface Captioner {
   readonly grid: [number, number];
   /** The shipped model card (model/weights/model-card.json), or null when absent. */
   readonly card: Record<string, unknown> | null;
+  /** Where the encoder and the decoder run (see LoadOptions.runtime). */
+  readonly runtime: { encoder: "onnx" | "tfjs"; decoder: "onnx" | "tfjs" };
   /** Vocabulary words (for checking outputs). */
   readonly words: readonly string[];
   /** Captions one image. */

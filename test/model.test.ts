@@ -92,6 +92,10 @@ test("no tensors leak after full, cancelled and failed captions", { skip: !hasDa
   assert.equal(tf.memory().numTensors, before);
 });
 
+test("by default both the encoder and the decoder run on onnxruntime (the fast path)", () => {
+  assert.deepEqual(captioner.runtime, { encoder: "onnx", decoder: "onnx" });
+});
+
 test("raw pixels and options are validated", async () => {
   const r = await captioner.caption({ data: new Uint8Array(64 * 48 * 3).fill(90), width: 64, height: 48, channels: 3 }, { beam: 1, maxLen: 4 });
   assert.ok(r.words.length <= 4);

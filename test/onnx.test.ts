@@ -1,11 +1,15 @@
-/** The ONNX encoder (fast path) against the tfjs graph it was converted from (the reference). */
+/** The ONNX encoder and decoder (the fast path) against the tfjs graphs and functions they come from (the reference). */
 import assert from "node:assert/strict";
 import { readdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { ENCODERS, encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
+import { DEFAULT_MODEL_DIR, loadDecoder, toParams } from "../model/index.ts";
+import { onnxDecoder } from "../model/onnx-decoder.ts";
 import { graphToOnnx } from "../model/onnx.ts";
+import { search, tfDecoder } from "../model/search.ts";
+import { START } from "../model/vocab.ts";
 import { tf } from "../model/tf.ts";
 import { DATA } from "./support/studio.ts";
 
@@ -57,4 +61,50 @@ test("an unknown encoder name lists the known ones", () => {
 test("the converter refuses ops it cannot map", () => {
   const topology = { node: [{ name: "x", op: "Placeholder" }, { name: "y", op: "Softplus", input: ["x"] }] };
   assert.throws(() => graphToOnnx(topology, {}, "x", "y"), /Softplus.*no ONNX mapping/);
+});
+
+test("the shipped decoder on onnxruntime gives the tfjs decoder's word log-probabilities and captions", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, async () => {
+  const { config, members, vocab } = loadDecoder(DEFAULT_MODEL_DIR);
+  const params = toParams(config, members[0]);
+  const fast = await onnxDecoder(members[0], config);
+  const ref = tfDecoder(params);
+  const encoder = await loadEncoder(encoderSpec(config.encoder), "onnx");
+  const files = readdirSync(path.join(DATA, "images")).sort().filter((_, i) => i % 700 === 0).slice(0, 8);
+  const opts = { beam: 3, maxLen: config.maxLen, lengthPenalty: 1, blockRepeats: true };
+  let maxDiff = 0, maxAlphaDiff = 0;
+  for (const f of files) {
+    const feats = await encoder.encode([await toRgbSquare(path.join(DATA, "images", f), encoder.spec.inputSize)]);
+    // Step by step along the reference's greedy path, 3 rows, with a reorder in between.
+    const [a, b] = [await ref.start(feats, 3), await fast.start(feats, 3)];
+    let prev = new Int32Array(3).fill(START);
+    for (let t = 0; t < 6; t++) {
+      const [x, y] = [await a.step(prev), await b.step(prev)];
+      for (let i = 0; i < x.logp.length; i++) maxDiff = Math.max(maxDiff, Math.abs(x.logp[i] - y.logp[i]));
+      for (let i = 0; i < x.alpha.length; i++) maxAlphaDiff = Math.max(maxAlphaDiff, Math.abs(x.alpha[i] - y.alpha[i]));
+      const V = x.logp.length / 3;
+      // Row k takes word k-th best of row 0, so the rows differ from step 1 on.
+      const order = Array.from(x.logp.subarray(0, V).keys()).sort((i, j) => x.logp[j] - x.logp[i]);
+      prev = Int32Array.from(order.slice(0, 3));
+      a.reorder(Int32Array.of(0, 0, 0));
+      b.reorder(Int32Array.of(0, 0, 0));
+    }
+    a.dispose();
+    b.dispose();
+    // Whole captions at beam 3.
+    const caption = async (d: typeof ref) => {
+      const it = search(d, feats, opts);
+      let r = await it.next();
+      while (!r.done) r = await it.next();
+      return vocab.decode(r.value.ids).join(" ");
+    };
+    const [ca, cb] = [await caption(ref), await caption(fast)];
+    assert.ok(ca.length > 0);
+    assert.equal(cb, ca, f);
+    feats.dispose();
+  }
+  assert.ok(maxDiff < 2e-3, `max log-probability difference ${maxDiff}`);
+  assert.ok(maxAlphaDiff < 1e-4, `max attention difference ${maxAlphaDiff}`);
+  tf.dispose(Object.values(params));
+  await fast.release();
+  encoder.dispose();
 });

@@ -3,13 +3,17 @@
  * on the previous word (a Markov chain), so the best caption is known in advance:
  *   <start> -> x 0.6 | y 0.4;   x -> x 0.3 | y 0.3 | <end> 0.4;   y -> <end> 0.95 | x 0.05
  * Greedy picks x then <end> (p = 0.24); beam search finds y <end> (p = 0.38).
+ * Every search test runs on both decoder runtimes: tfjs (the reference) and onnxruntime.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { DecoderConfig } from "../model/config.ts";
 import { paramShapes, type Params } from "../model/decoder.ts";
-import { greedyBatch, search, type Hypothesis } from "../model/search.ts";
+import { toParams } from "../model/index.ts";
+import { onnxDecoder } from "../model/onnx-decoder.ts";
+import { ensembleDecoder, greedyBatch, search, tfDecoder, type Hypothesis, type StepDecoder } from "../model/search.ts";
 import { initBackend, tf } from "../model/tf.ts";
+import type { NamedArray } from "../model/weights.ts";
 
 const X = 4, Y = 5, V = 6;
 const cfg: DecoderConfig = { encoder: "none", grid: [2, 2], featureDim: 3, vocabSize: V, embedDim: V, hiddenDim: 4, attnDim: 4, outDim: V, maxLen: 6 };
@@ -18,10 +22,10 @@ P[1] = [0, 0, 0, 0, 0.6, 0.4]; // after <start>
 P[X] = [0, 0, 0.4, 0, 0.3, 0.3];
 P[Y] = [0, 0, 0.95, 0, 0.05, 0];
 
-function tinyModel(chain = P): Params {
+function tinyWeights(chain = P): Record<string, NamedArray> {
   const s = 3, t = Math.tanh(s);
   const H = cfg.hiddenDim;
-  const params: Params = {};
+  const weights: Record<string, NamedArray> = {};
   for (const [name, shape] of Object.entries(paramShapes(cfg))) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -29,15 +33,27 @@ function tinyModel(chain = P): Params {
     if (name === "wordIn") for (let i = 0; i < V; i++) data[i * (4 * H + V) + 4 * H + i] = s; // deep output sees tanh(s) * onehot(prev)
     if (name === "logits") for (const i of [1, X, Y]) for (let j = 0; j < V; j++) data[i * V + j] = Math.log(Math.max(chain[i][j], 1e-9)) / t;
     if (name === "attnFeat" || name === "attnScore") data.forEach((_, i) => (data[i] = Math.sin(i + 1)));
-    params[name] = tf.tensor(data, shape);
+    weights[name] = { shape, data };
   }
-  return params;
+  return weights;
 }
 
-async function run(params: Params, beam: number, signal?: AbortSignal, repeats: { blockRepeats: boolean; repeatable?: Set<number> } = { blockRepeats: false }) {
+const tinyModel = (chain = P): Params => toParams(cfg, tinyWeights(chain));
+
+/** The tiny model on one runtime, and how to free it. */
+async function tinyDecoder(runtime: "tfjs" | "onnx", chain = P): Promise<{ decoder: StepDecoder; free(): void }> {
+  if (runtime === "onnx") {
+    const d = await onnxDecoder(tinyWeights(chain), cfg);
+    return { decoder: d, free: () => void d.release() };
+  }
+  const params = tinyModel(chain);
+  return { decoder: tfDecoder(params), free: () => tf.dispose(Object.values(params)) };
+}
+
+async function run(decoder: StepDecoder, beam: number, signal?: AbortSignal, repeats: { blockRepeats: boolean; repeatable?: Set<number> } = { blockRepeats: false }) {
   const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
   const events: Hypothesis[] = [];
-  const it = search(params, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...repeats, signal });
+  const it = search(decoder, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...repeats, signal });
   try {
     let r = await it.next();
     while (!r.done) {
@@ -50,39 +66,77 @@ async function run(params: Params, beam: number, signal?: AbortSignal, repeats: 
   }
 }
 
-test("greedy follows the locally best word; beam search finds the best caption", async () => {
-  await initBackend();
-  const params = tinyModel();
-  const before = tf.memory().numTensors;
-  const greedy = await run(params, 1);
-  assert.deepEqual(greedy.final.ids, [X]);
-  assert.ok(Math.abs(Math.exp(greedy.final.logp) - 0.6 * 0.4) < 1e-3);
-  const beam = await run(params, 2);
-  assert.deepEqual(beam.final.ids, [Y]);
-  assert.ok(Math.abs(Math.exp(beam.final.logp) - 0.4 * 0.95) < 1e-3);
-  assert.ok(Math.abs(beam.final.probs[0] - 0.4) < 1e-3, "per-word probability of y");
-  // Every yielded step carries an attention grid over the 4 regions that sums to 1.
-  for (const e of [...greedy.events, ...beam.events]) for (const a of e.alphas) {
-    assert.equal(a.length, 4);
-    assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-5);
-  }
-  // The live best hypothesis is reported whenever it changes, never twice in a row, before the final answer.
-  assert.ok(beam.events.length >= 2);
-  assert.equal(greedy.events.length, greedy.final.ids.length, "greedy yields once per word");
-  for (const { events } of [greedy, beam]) for (let i = 1; i < events.length; i++) assert.notDeepEqual(events[i].ids, events[i - 1].ids);
-  assert.deepEqual(beam.events.at(-1)!.ids, beam.final.ids);
-  assert.equal(tf.memory().numTensors, before, "search frees every tensor it made");
-  tf.dispose(Object.values(params));
-});
+for (const runtime of ["tfjs", "onnx"] as const) {
+  test(`${runtime}: greedy follows the locally best word; beam search finds the best caption`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const before = tf.memory().numTensors;
+    const greedy = await run(decoder, 1);
+    assert.deepEqual(greedy.final.ids, [X]);
+    assert.ok(Math.abs(Math.exp(greedy.final.logp) - 0.6 * 0.4) < 1e-3);
+    const beam = await run(decoder, 2);
+    assert.deepEqual(beam.final.ids, [Y]);
+    assert.ok(Math.abs(Math.exp(beam.final.logp) - 0.4 * 0.95) < 1e-3);
+    assert.ok(Math.abs(beam.final.probs[0] - 0.4) < 1e-3, "per-word probability of y");
+    // Every yielded step carries an attention grid over the 4 regions that sums to 1.
+    for (const e of [...greedy.events, ...beam.events]) for (const a of e.alphas) {
+      assert.equal(a.length, 4);
+      assert.ok(Math.abs(a.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+    }
+    // The live best hypothesis is reported whenever it changes, never twice in a row, before the final answer.
+    assert.ok(beam.events.length >= 2);
+    assert.equal(greedy.events.length, greedy.final.ids.length, "greedy yields once per word");
+    for (const { events } of [greedy, beam]) for (let i = 1; i < events.length; i++) assert.notDeepEqual(events[i].ids, events[i - 1].ids);
+    assert.deepEqual(beam.events.at(-1)!.ids, beam.final.ids);
+    assert.equal(tf.memory().numTensors, before, "search frees every tensor it made");
+    free();
+  });
 
-test("an aborted search stops and frees its tensors", async () => {
-  const params = tinyModel();
-  const before = tf.memory().numTensors;
-  const ac = new AbortController();
-  ac.abort(new Error("client left"));
-  await assert.rejects(run(params, 3, ac.signal), /client left/);
-  assert.equal(tf.memory().numTensors, before);
-  tf.dispose(Object.values(params));
+  test(`${runtime}: an aborted search stops and frees its tensors`, async () => {
+    const { decoder, free } = await tinyDecoder(runtime);
+    const before = tf.memory().numTensors;
+    const ac = new AbortController();
+    ac.abort(new Error("client left"));
+    await assert.rejects(run(decoder, 3, ac.signal), /client left/);
+    assert.equal(tf.memory().numTensors, before);
+    free();
+  });
+
+  test(`${runtime}: repeat blocking: trigrams never repeat, and content words appear at most once`, async () => {
+    await initBackend();
+    // x -> x is the likeliest move, so unblocked greedy loops "x x x x x x".
+    const loop: number[][] = [];
+    loop[1] = [0, 0, 0, 0, 0.9, 0.1];
+    loop[X] = [0, 0, 0.1, 0, 0.6, 0.3];
+    loop[Y] = [0, 0, 0.95, 0, 0.05, 0];
+    const { decoder, free } = await tinyDecoder(runtime, loop);
+    assert.deepEqual((await run(decoder, 1)).final.ids, [X, X, X, X, X, X]);
+    // x counted as a function word: only the trigram rule applies (x x x once, then y).
+    assert.deepEqual((await run(decoder, 1, undefined, { blockRepeats: true, repeatable: new Set([X]) })).final.ids, [X, X, X, Y]);
+    // x as a content word: used once.
+    assert.deepEqual((await run(decoder, 1, undefined, { blockRepeats: true, repeatable: new Set() })).final.ids, [X, Y]);
+    free();
+  });
+}
+
+test("an ensemble scores words by the normalised geometric mean of its members' distributions", async () => {
+  await initBackend();
+  // A second chain that prefers y first: <start> -> x 0.2 | y 0.8.
+  const other: number[][] = [...P];
+  other[1] = [0, 0, 0, 0, 0.2, 0.8];
+  const a = await tinyDecoder("tfjs"), b = await tinyDecoder("onnx", other); // members may mix runtimes
+  const both = ensembleDecoder([a.decoder, b.decoder]);
+  // First word: sqrt(0.6 * 0.2) = 0.346 for x against sqrt(0.4 * 0.8) = 0.566 for y, so y, with p = 0.566 / 0.912.
+  const greedy = await run(both, 1);
+  assert.deepEqual(greedy.final.ids, [Y]);
+  const gx = Math.sqrt(0.6 * 0.2), gy = Math.sqrt(0.4 * 0.8);
+  assert.ok(Math.abs(greedy.final.probs[0] - gy / (gx + gy)) < 1e-3, `p(y) ${greedy.final.probs[0]}`);
+  // Alone, each member says otherwise about the first word (a: x; b: y with 0.8).
+  assert.deepEqual((await run(a.decoder, 1)).final.ids, [X]);
+  assert.ok(Math.abs((await run(b.decoder, 1)).final.probs[0] - 0.8) < 1e-3);
+  for (const al of greedy.events.flatMap((e) => e.alphas)) assert.ok(Math.abs(al.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  a.free();
+  b.free();
 });
 
 test("batched greedy decoding agrees with the streaming search", async () => {
@@ -90,21 +144,5 @@ test("batched greedy decoding agrees with the streaming search", async () => {
   const feats = tf.randomUniform([3, 4, 3]) as tf.Tensor3D;
   assert.deepEqual(greedyBatch(params, feats, cfg.maxLen), [[X], [X], [X]]);
   feats.dispose();
-  tf.dispose(Object.values(params));
-});
-
-test("repeat blocking: trigrams never repeat, and content words appear at most once", async () => {
-  await initBackend();
-  // x -> x is the likeliest move, so unblocked greedy loops "x x x x x x".
-  const loop: number[][] = [];
-  loop[1] = [0, 0, 0, 0, 0.9, 0.1];
-  loop[X] = [0, 0, 0.1, 0, 0.6, 0.3];
-  loop[Y] = [0, 0, 0.95, 0, 0.05, 0];
-  const params = tinyModel(loop);
-  assert.deepEqual((await run(params, 1)).final.ids, [X, X, X, X, X, X]);
-  // x counted as a function word: only the trigram rule applies (x x x once, then y).
-  assert.deepEqual((await run(params, 1, undefined, { blockRepeats: true, repeatable: new Set([X]) })).final.ids, [X, X, X, Y]);
-  // x as a content word: used once.
-  assert.deepEqual((await run(params, 1, undefined, { blockRepeats: true, repeatable: new Set() })).final.ids, [X, Y]);
   tf.dispose(Object.values(params));
 });
