@@ -2,8 +2,9 @@
  * Step 7: export trained weights for shipping: model/weights/{config.json, vocab.json,
  * decoder.json, decoder.bin (float16)} plus the training section of model-card.json.
  *   npm run pipeline:export -- --from=checkpoints/sat-combo-ft/best
+ * A comma-separated --from exports an ensemble: decoder.bin, decoder-2.bin, ... and config.members.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DEFAULT_MODEL_DIR } from "../model/index.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
@@ -21,52 +22,64 @@ const defaults = {
 
 runStep(async () => {
   const cfg = parseConfig(defaults);
-  const from = path.resolve(REPO_ROOT, cfg.from);
-  const stateFile = path.join(path.dirname(from), "state.json");
-  if (!existsSync(path.join(from, "params.json"))) throw new Error(`no checkpoint at ${from}`);
   if (cfg.dtype !== "float16" && cfg.dtype !== "float32") throw new Error(`--dtype must be float16 or float32`);
-  const state = JSON.parse(readFileSync(stateFile, "utf8"));
+  // Several checkpoints (comma-separated, trained apart with the same architecture) make an ensemble.
+  const froms = cfg.from.split(",").map((f) => path.resolve(REPO_ROOT, f.trim()));
+  for (const from of froms) if (!existsSync(path.join(from, "params.json"))) throw new Error(`no checkpoint at ${from}`);
+  const states = froms.map((from) => JSON.parse(readFileSync(path.join(path.dirname(from), "state.json"), "utf8")));
+  const state = states[0];
+  for (const [i, s] of states.entries()) {
+    if (JSON.stringify(s.decoder) !== JSON.stringify(state.decoder)) throw new Error(`${froms[i]} has another architecture than ${froms[0]}: an ensemble needs one`);
+  }
   const { data, vocab } = loadDataset();
-  const params = loadArrays(path.join(from, "params"));
   mkdirSync(cfg.out, { recursive: true });
-  saveArrays(path.join(cfg.out, "decoder"), params, cfg.dtype);
-  writeFileSync(path.join(cfg.out, "config.json"), JSON.stringify(state.decoder, null, 2) + "\n");
+  const members = froms.map((_, i) => (i === 0 ? "decoder" : `decoder-${i + 1}`));
+  froms.forEach((from, i) => saveArrays(path.join(cfg.out, members[i]), loadArrays(path.join(from, "params")), cfg.dtype as "float16" | "float32"));
+  for (const f of readdirSync(cfg.out)) if (/^decoder-\d+\.(bin|json)$/.test(f) && !members.includes(f.replace(/\.\w+$/, ""))) rmSync(path.join(cfg.out, f)); // an earlier, larger ensemble
+  writeFileSync(path.join(cfg.out, "config.json"), JSON.stringify(members.length > 1 ? { ...state.decoder, members } : state.decoder, null, 2) + "\n");
   writeFileSync(path.join(cfg.out, "vocab.json"), JSON.stringify(vocab.toJSON()) + "\n");
   // Training facts for the model card; evaluate.ts adds the measured scores.
   const cardFile = path.join(cfg.out, "model-card.json");
   const card = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
   // A fine-tuned run starts from another run's checkpoint, which may itself be fine-tuned: record
-  // every run back to the first, oldest first.
-  const chain = [state];
-  for (;;) {
-    const init = chain[0].config.init;
-    const base = init && !["auto", "scratch"].includes(init) ? path.join(path.resolve(REPO_ROOT, init), "..", "state.json") : null;
-    if (!base || !existsSync(base) || chain.length > 8) break;
-    chain.unshift(JSON.parse(readFileSync(base, "utf8")));
-  }
-  card.architecture = state.decoder;
+  // every run back to the first, oldest first, for each member.
+  const chains = states.map((last) => {
+    const chain = [last];
+    for (;;) {
+      const init = chain[0].config.init;
+      const base = init && !["auto", "scratch"].includes(init) ? path.join(path.resolve(REPO_ROOT, init), "..", "state.json") : null;
+      if (!base || !existsSync(base) || chain.length > 8) break;
+      chain.unshift(JSON.parse(readFileSync(base, "utf8")));
+    }
+    return chain;
+  });
+  card.architecture = members.length > 1 ? { ...state.decoder, members } : state.decoder;
   card.data = {
     dataset: "Flickr8k", train: data.splits.train.length, dev: data.splits.dev.length, test: data.splits.test.length,
-    vocabulary: vocab.size, minCount: data.minCount, augmentation: state.config.flip ? "mirrored images (left/right swapped in captions)" : "none",
+    vocabulary: vocab.size, minCount: data.minCount, augmentation: chains[0][0].config.flip ? "mirrored images (left/right swapped in captions)" : "none",
   };
-  card.training = chain.map((s) => ({
+  // Members may share runs (two fine-tunings of one model): each run is recorded once.
+  const runs = [...new Map(chains.flat().map((s) => [s.config.name, s])).values()];
+  card.training = runs.map((s) => ({
     run: s.config.name, init: s.config.init, epochs: s.epoch, bestEpoch: s.best.epoch, bestDevCiderGreedy: s.best.cider,
     seconds: Math.round(s.trainSeconds), tokensPerSec: Math.round(s.tokens / Math.max(1, s.trainSeconds)),
-    hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent"].filter((k) => k in s.config).map((k) => [k, s.config[k]])),
+    hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent", "seed"].filter((k) => k in s.config).map((k) => [k, s.config[k]])),
     changes: s.changes ?? [],
     history: s.history,
   }));
-  // The loss and score curves of every run in the chain travel with the weights, so a person can
-  // open them next to the card: training-curves.png for the first run, finetune-curves.png after it.
-  card.curves = chain.flatMap((s, i) => {
+  // The loss and score curves of every run travel with the weights, as curves-<run>.png, so a
+  // person can open them next to the card. Pictures of runs no longer exported are removed.
+  for (const f of readdirSync(cfg.out)) if (/^curves-.+\.png$|^(training|finetune\d*)-curves\.png$/.test(f)) rmSync(path.join(cfg.out, f));
+  card.curves = runs.flatMap((s) => {
     const src = path.join(RUNS_DIR, s.config.name, "curves.png");
     if (!existsSync(src)) return [];
-    const dst = path.join(cfg.out, i === 0 ? "training-curves.png" : i === 1 ? "finetune-curves.png" : `finetune${i}-curves.png`);
+    const dst = path.join(cfg.out, `curves-${s.config.name}.png`);
     copyFileSync(src, dst);
     return [path.relative(path.join(cfg.out, ".."), dst)];
   });
-  card.weights = { dtype: cfg.dtype, bytes: readFileSync(path.join(cfg.out, "decoder.bin")).length, from: path.relative(REPO_ROOT, from) };
+  const bytes = members.reduce((sum, m) => sum + statSync(path.join(cfg.out, `${m}.bin`)).size, 0);
+  card.weights = { dtype: cfg.dtype, bytes, from: froms.map((f) => path.relative(REPO_ROOT, f)).join(",") };
   writeFileSync(cardFile, JSON.stringify(card, null, 2) + "\n");
   if (path.resolve(cfg.out) === DEFAULT_MODEL_DIR) writeModelCardMarkdown(cfg.out);
-  console.log(`exported ${from} -> ${cfg.out} (${cfg.dtype}, ${(card.weights.bytes / 1e6).toFixed(1)} MB)`);
+  console.log(`exported ${froms.join(", ")} -> ${cfg.out} (${members.length > 1 ? `an ensemble of ${members.length}, ` : ""}${cfg.dtype}, ${(bytes / 1e6).toFixed(1)} MB)`);
 });

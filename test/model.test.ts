@@ -4,10 +4,11 @@
  * references, stream step by step with attention grids summing to 1, and leak no tensors.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { ImageError, loadCaptioner, type Captioner } from "../model/index.ts";
+import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, type Captioner } from "../model/index.ts";
 import { tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
 import { DATA } from "./support/studio.ts";
@@ -102,4 +103,35 @@ test("raw pixels and options are validated", async () => {
   await assert.rejects(captioner.caption({ data: new Uint8Array(10), width: 64, height: 48, channels: 3 }), ImageError);
   await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { beam: 0 }), RangeError);
   await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { maxLen: 500 }), RangeError);
+});
+
+test("a model folder can hold an ensemble of decoders (config.members)", { skip: !hasData }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "caption-ensemble-"));
+  try {
+    const config = JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, "config.json"), "utf8"));
+    for (const f of ["vocab.json", "decoder.json", "decoder.bin"]) copyFileSync(path.join(DEFAULT_MODEL_DIR, f), path.join(dir, f));
+    for (const ext of ["json", "bin"]) copyFileSync(path.join(DEFAULT_MODEL_DIR, `decoder.${ext}`), path.join(dir, `twin.${ext}`));
+    const writeMembers = (members: unknown) => writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, members }));
+    // Two copies of the shipped decoder caption exactly as the shipped decoder does, on both runtimes.
+    writeMembers(["decoder", "twin"]);
+    for (const runtime of ["onnx", "tfjs"] as const) {
+      const twins = await loadCaptioner({ modelDir: dir, runtime });
+      try {
+        assert.equal(twins.runtime.decoder, runtime);
+        const photo = testImages(1)[0].file;
+        for (const beam of [1, 3]) assert.equal((await twins.caption(photo, { beam })).caption, (await captioner.caption(photo, { beam })).caption);
+      } finally {
+        twins.dispose();
+      }
+    }
+    // Bad lists fail clearly.
+    writeMembers(["decoder", "missing"]);
+    assert.throws(() => loadDecoder(dir), /decoder weights not found at .*missing\.bin/);
+    writeMembers(["../decoder"]);
+    assert.throws(() => loadDecoder(dir), /members must be a list of weight-file names/);
+    writeMembers([]);
+    assert.throws(() => loadDecoder(dir), /members must be a list/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -79,5 +79,21 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   const last = card.training[1].history.at(-1);
   assert.ok(last.trainReward > 0 && last.peakRssMB > 100, `reward ${last.trainReward}, peak RSS ${last.peakRssMB} MB`);
   assert.deepEqual(card.training[1].history.map((h: { epoch: number }) => h.epoch), [0, 0.4, 0.8, 1]);
-  assert.deepEqual(card.curves, ["exported/training-curves.png", "exported/finetune-curves.png"]);
+  assert.deepEqual(card.curves, ["exported/curves-tiny.png", "exported/curves-tiny-ft.png"]);
+
+  // An ensemble export: both checkpoints as members, each run recorded once, and it loads.
+  step("export", `--from=${path.join(ckpt, "best")},${path.join(work, "checkpoints", "tiny-ft", "latest")}`, `--out=${out2}`, "--dtype=float32");
+  const config = JSON.parse(readFileSync(path.join(out2, "config.json"), "utf8"));
+  assert.deepEqual(config.members, ["decoder", "decoder-2"]);
+  const card2 = JSON.parse(readFileSync(path.join(out2, "model-card.json"), "utf8"));
+  assert.deepEqual(card2.training.map((t: { run: string }) => t.run), ["tiny", "tiny-ft"]);
+  const { loadDecoder } = await import("../model/index.ts");
+  const loaded = loadDecoder(out2);
+  assert.equal(loaded.members.length, 2);
+  const [l0, l1] = loaded.members.map((m) => m.logits.data);
+  assert.ok(l0.some((x, i) => x !== l1[i]), "two different decoders");
+  // Exporting one checkpoint again leaves no stale member behind.
+  step("export", `--from=${path.join(ckpt, "best")}`, `--out=${out2}`);
+  assert.equal(JSON.parse(readFileSync(path.join(out2, "config.json"), "utf8")).members, undefined);
+  assert.ok(!existsSync(path.join(out2, "decoder-2.bin")));
 });

@@ -23,6 +23,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
     `- Encoder (frozen): \`${a.encoder}\`, a ${a.grid?.join("×")}×${a.featureDim} grid of regions for attention.`,
     `- Decoder: LSTM (${a.hiddenDim} units) with soft additive attention (${a.attnDim}-d), a gating scalar on the context, deep output (${a.outDim}-d), ` +
       `${a.embedDim}-d word vectors initialised from GloVe, vocabulary of ${a.vocabSize} words, captions up to ${a.maxLen} words.`,
+    ...(a.members ? [`- An ensemble of ${a.members.length} such decoders, trained apart (${a.members.join(", ")}): each word is scored by the normalised geometric mean of their distributions, and the attention shown is the mean of their grids.`] : []),
     `- Weights: ${card.weights?.dtype}, ${((card.weights?.bytes ?? 0) / 1e6).toFixed(1)} MB.`,
     "",
   ];
