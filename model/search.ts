@@ -108,21 +108,22 @@ export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
       }
       return {
         async step(prev) {
-          const outs = [];
-          for (const r of runs) outs.push(await r.step(prev));
-          const logp = new Float32Array(outs[0].logp.length), alpha = new Float32Array(outs[0].alpha.length);
+          const outs = await Promise.all(runs.map((r) => r.step(prev))); // onnxruntime runs them on its own threads
+          const n = outs.length, logp = new Float32Array(outs[0].logp.length), alpha = new Float32Array(outs[0].alpha.length);
           for (const o of outs) {
-            for (let i = 0; i < logp.length; i++) logp[i] += o.logp[i] / outs.length;
-            for (let i = 0; i < alpha.length; i++) alpha[i] += o.alpha[i] / outs.length;
+            const [lp, al] = [o.logp, o.alpha];
+            for (let i = 0; i < logp.length; i++) logp[i] += lp[i];
+            for (let i = 0; i < alpha.length; i++) alpha[i] += al[i] / n;
           }
+          // Mean log-probability, renormalised per row (log-sum-exp): the normalised geometric mean.
           const V = logp.length / rows;
-          for (let k = 0; k < rows; k++) { // renormalise each row: log-sum-exp
-            const row = logp.subarray(k * V, (k + 1) * V);
+          for (let k = 0; k < rows; k++) {
+            const o = k * V;
             let max = -Infinity, sum = 0;
-            for (const x of row) max = Math.max(max, x);
-            for (const x of row) sum += Math.exp(x - max);
-            const lse = max + Math.log(sum);
-            for (let i = 0; i < V; i++) row[i] -= lse;
+            for (let i = o; i < o + V; i++) if (logp[i] > max) max = logp[i];
+            for (let i = o; i < o + V; i++) sum += Math.exp((logp[i] - max) / n);
+            const lse = max / n + Math.log(sum);
+            for (let i = o; i < o + V; i++) logp[i] = logp[i] / n - lse;
           }
           return { logp, alpha };
         },
