@@ -108,7 +108,7 @@ export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
       }
       return {
         async step(prev) {
-          const outs = await Promise.all(runs.map((r) => r.step(prev))); // onnxruntime runs them on its own threads
+          const outs = await Promise.all(runs.map((r) => r.step(prev)));
           const n = outs.length, logp = new Float32Array(outs[0].logp.length), alpha = new Float32Array(outs[0].alpha.length);
           for (const o of outs) {
             const [lp, al] = [o.logp, o.alpha];

@@ -109,11 +109,15 @@ test("a model folder can hold an ensemble of decoders (config.members)", { skip:
   const dir = mkdtempSync(path.join(tmpdir(), "caption-ensemble-"));
   try {
     const config = JSON.parse(readFileSync(path.join(DEFAULT_MODEL_DIR, "config.json"), "utf8"));
-    for (const f of ["vocab.json", "decoder.json", "decoder.bin"]) copyFileSync(path.join(DEFAULT_MODEL_DIR, f), path.join(dir, f));
-    for (const ext of ["json", "bin"]) copyFileSync(path.join(DEFAULT_MODEL_DIR, `decoder.${ext}`), path.join(dir, `twin.${ext}`));
+    const shipped: string[] = config.members ?? ["decoder"];
+    copyFileSync(path.join(DEFAULT_MODEL_DIR, "vocab.json"), path.join(dir, "vocab.json"));
+    for (const m of shipped) for (const ext of ["json", "bin"]) {
+      copyFileSync(path.join(DEFAULT_MODEL_DIR, `${m}.${ext}`), path.join(dir, `${m}.${ext}`));
+      copyFileSync(path.join(DEFAULT_MODEL_DIR, `${m}.${ext}`), path.join(dir, `${m}-twin.${ext}`));
+    }
     const writeMembers = (members: unknown) => writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, members }));
-    // Two copies of the shipped decoder caption exactly as the shipped decoder does, on both runtimes.
-    writeMembers(["decoder", "twin"]);
+    // Every shipped decoder twice: the geometric mean is unchanged, so are the captions (on both runtimes).
+    writeMembers([...shipped, ...shipped.map((m) => `${m}-twin`)]);
     for (const runtime of ["onnx", "tfjs"] as const) {
       const twins = await loadCaptioner({ modelDir: dir, runtime });
       try {

@@ -8,7 +8,7 @@ const ep = (e: number) => (Number.isInteger(e) ? String(e) : e.toFixed(2));
 /** The highest peak RSS an epoch recorded (runs before it was recorded have none). */
 const peak = (history: { peakRssMB?: number }[]) => {
   const mb = Math.max(0, ...history.map((h) => h.peakRssMB ?? 0));
-  return mb ? `, peak RSS ${(mb / 1024).toFixed(1)} GB` : "";
+  return mb ? `, peak RSS ${(mb / 1024).toFixed(1)} GiB` : ""; // maxRSS is recorded in MiB
 };
 
 export function writeModelCardMarkdown(modelDir: string): string {
@@ -41,7 +41,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
     lines.push("", "Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from the test references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`.", "");
   }
   for (const t of card.training ?? []) {
-    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epochs, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${ep(t.bestEpoch)}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores)${peak(t.history)}.`, "");
+    lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epoch${t.epochs === 1 ? "" : "s"}, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${ep(t.bestEpoch)}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores)${peak(t.history)}.`, "");
     lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");
     for (const c of t.changes ?? []) lines.push(`Changed from epoch ${c.atEpoch}: ` + Object.keys(c.to).map((k) => `${k} ${c.from[k]} → ${c.to[k]}`).join(", ") + ".", "");
     // Self-critical runs have no training cross-entropy: their training column is the mean CIDEr-D reward.
