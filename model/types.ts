@@ -8,7 +8,7 @@ export interface CaptionOptions {
   beam?: number;
   /** Maximum words, not counting the end marker. Default 20. */
   maxLen?: number;
-  /** Beam length normalisation: score = logP / len^alpha. Default 0.7. */
+  /** Beam length normalisation: score = logP / len^alpha. Default 1.0 (chosen on the dev split). */
   lengthPenalty?: number;
   /** Aborting stops decoding at the next step and frees its state. */
   signal?: AbortSignal;
