@@ -71,19 +71,19 @@ const files = readdirSync(path.join(DATA, "images")).sort().slice(0, N).map((f) 
 const bytes = files.map((f) => readFileSync(f));
 const px = await toRgbSquare(bytes[0], s);
 const encMs: Record<string, number[]> = {};
+let feats: tf.Tensor3D | null = null; // this image's features, for the decoder measurements below
 for (const runtime of ["onnx", "tfjs"] as const) {
   const encoder = await loadEncoder(spec, runtime).catch(() => null);
   if (!encoder) continue;
   encMs[runtime] = [];
   for (let i = 0; i < 20; i++) encMs[runtime].push(await time(async () => { const t = await encoder.encode([px]); await t.data(); t.dispose(); }));
+  feats ??= await encoder.encode([px]);
   encoder.dispose();
 }
 
 // Decoder alone, one step at a time for 1 and 3 rows (greedy, beam 3), on both runtimes.
 const { config, members } = loadDecoder(DEFAULT_MODEL_DIR);
-const featsEncoder = await loadEncoder(spec);
-const feats = await featsEncoder.encode([px]);
-featsEncoder.dispose();
+if (!feats) throw new Error("no encoder runtime could load");
 const stepMs: Record<string, Record<number, number[]>> = {};
 for (const runtime of ["onnx", "tfjs"] as const) {
   const params = runtime === "tfjs" ? members.map((m) => toParams(config, m)) : [];

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { importOnnxRuntime } from "./onnx-proto.ts";
 import { graphToOnnx } from "./onnx.ts";
 import { tf, initBackend } from "./tf.ts";
 
@@ -168,11 +169,7 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
 
   if (runtime !== "tfjs") {
     try {
-      // onnxruntime-node >= 1.2x on Linux starts a telemetry client (uploads to a Microsoft collector,
-      // leaves mat-debug-*.log and .ses files in $TMPDIR). A captioning studio has no business
-      // phoning home, so it is switched off unless the user explicitly set the variable.
-      process.env.ORT_DISABLE_TELEMETRY ??= "1";
-      const ort = await import("onnxruntime-node");
+      const ort = await importOnnxRuntime();
       const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
       const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, g.node);
       // No spinning: by default a pool thread busy-waits after each run, and with two graphs (two

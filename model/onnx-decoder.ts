@@ -8,7 +8,7 @@
  * onnxruntime runs the whole step in one native call. bench/caption.ts has the figures.
  */
 import type { DecoderConfig } from "./config.ts";
-import { INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
+import { importOnnxRuntime, INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
 import type { DecoderRun, StepDecoder } from "./search.ts";
 import type { tf } from "./tf.ts";
 import type { NamedArray } from "./weights.ts";
@@ -111,8 +111,7 @@ function pickRows(x: Float32Array, width: number, from: ArrayLike<number>): Floa
  * graphs; callers fall back to tfjs.
  */
 export async function onnxDecoder(weights: Record<string, NamedArray>, c: DecoderConfig): Promise<StepDecoder & { release(): Promise<void> }> {
-  process.env.ORT_DISABLE_TELEMETRY ??= "1"; // as in encoder.ts: no phoning home
-  const ort = await import("onnxruntime-node");
+  const ort = await importOnnxRuntime();
   const { start, step } = decoderToOnnx(weights, c);
   // One thread: at these sizes (a few hundred thousand multiply-adds per op) splitting work
   // across threads costs more in synchronisation than it saves.
