@@ -147,4 +147,4 @@ for (const [name, r] of Object.entries(e2e)) {
   console.log(`    greedy: end-to-end ${median(r.beam[1]).toFixed(1)} ms (p99 ${p99(r.beam[1]).toFixed(1)}), first word ${median(r.firstWord).toFixed(1)} ms, then ${median(r.perWord).toFixed(2)} ms per word`);
   console.log(`    beam 3: end-to-end ${median(r.beam[3]).toFixed(1)} ms (p99 ${p99(r.beam[3]).toFixed(1)})`);
 }
-console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MB`);
+console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MiB`);

@@ -60,7 +60,7 @@ runStep(async () => {
       console.log(`    full caption over Socket.IO ${fmt(summarise(total))}`);
     }
     const h = await health(server.url);
-    console.log(`  server: RSS ${h.memory.rssMb} MB, ${h.memory.tensors} tensors`);
+    console.log(`  server: RSS ${h.memory.rssMb} MiB, ${h.memory.tensors} tensors`);
     socket.close();
   } finally {
     await server.stop();

@@ -57,7 +57,7 @@ runStep(async () => {
             if (route === "socket" && !sockets[w].connected) sockets[w] = await connect(server.url);
           }
           if (server.child.exitCode !== null) throw new Error(`the server exited (code ${server.child.exitCode}) at input #${n} (${kind})`);
-          if (n > 0 && n % 2000 === 0) console.log(`  ${n} inputs, ${crashes.length} crashes, peak RSS ${peakRssMb.toFixed(0)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+          if (n > 0 && n % 2000 === 0) console.log(`  ${n} inputs, ${crashes.length} crashes, peak RSS ${peakRssMb.toFixed(0)} MiB, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
         }
       }),
     );
@@ -77,7 +77,7 @@ runStep(async () => {
   console.log(`  outcomes: ${[...outcomes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   console.log(`  crashes: ${crashes.length}`);
   for (const c of crashes.slice(0, 20)) console.log(`    ${c}`);
-  console.log(`  server RSS: ${before!.memory.rssMb} MB after warm-up, peak ${peakRssMb.toFixed(1)} MB under load (limit ${cfg.maxRssMb}), ${after?.memory.rssMb} MB at the end`);
+  console.log(`  server RSS: ${before!.memory.rssMb} MiB after warm-up, peak ${peakRssMb.toFixed(1)} MiB under load (limit ${cfg.maxRssMb}), ${after?.memory.rssMb} MiB at the end`);
   console.log(`  tensors: ${before!.memory.tensors} before, ${after?.memory.tensors} after`);
   if (crashes.length > 0 || !after || after.memory.tensors !== before!.memory.tensors || peakRssMb > cfg.maxRssMb) process.exitCode = 1;
 });

@@ -58,7 +58,7 @@ runStep(async () => {
       console.log(`  ${String(clients).padStart(2)} client${clients === 1 ? " " : "s"}: ${rate.toFixed(1)} captions/s${Number.isNaN(serial) ? "" : ` (${(rate / serial).toFixed(2)}x one client)`}, errors ${errors}${errors ? ` (${[...new Set(timings.filter((t) => !t.ok).map((t) => t.code))]})` : ""}`);
       console.log(`      latency     ${fmt(summarise(ok.map((t) => t.totalMs)))}`);
       if (!cfg.http) console.log(`      first word  ${fmt(summarise(ok.map((t) => t.firstMs)))}`);
-      console.log(`      server time ${fmt(summarise(ok.map((t) => t.serverMs)))}; RSS ${h.memory.rssMb} MB, ${h.memory.tensors} tensors`);
+      console.log(`      server time ${fmt(summarise(ok.map((t) => t.serverMs)))}; RSS ${h.memory.rssMb} MiB, ${h.memory.tensors} tensors`);
       if (errors) process.exitCode = 1;
     }
   } finally {

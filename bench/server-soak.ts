@@ -113,9 +113,9 @@ runStep(async () => {
   peakRssMb = Math.max(peakRssMb, ...samples.map((x) => x.rssMb));
   console.log(`soak: ${cfg.requests} requests from ${cfg.clients} clients in ${((performance.now() - t0) / 1000).toFixed(0)} s: ${counts.done} captions, ${counts.cancelled} cancelled mid-caption, ${counts.refused} bad uploads refused, ${counts.busy} refused busy (queue limit), ${counts.failed} lost`);
   for (const l of lost) console.log(`  lost ${l}`);
-  console.log(`  peak server RSS under load: ${peakRssMb.toFixed(1)} MB`);
+  console.log(`  peak server RSS under load: ${peakRssMb.toFixed(1)} MiB`);
   console.log(`  caption latency: median ${lat.median.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms`);
-  console.log("  after   RSS MB   heap MB   tensors (server idle)");
+  console.log("  after  RSS MiB  heap MiB   tensors (server idle)");
   for (const s of samples) console.log(`  ${String(s.at).padStart(5)}   ${s.rssMb.toFixed(1).padStart(6)}   ${s.heapMb.toFixed(1).padStart(7)}   ${String(s.tensors).padStart(7)}`);
 
   const tensors = new Set(samples.map((s) => s.tensors));
@@ -125,6 +125,6 @@ runStep(async () => {
   const [early, late] = [mean(steady.slice(0, third)), mean(steady.slice(-third))];
   const rssOk = late - early <= cfg.rssSlackMb;
   console.log(`  tensors: ${tensors.size === 1 ? `flat at ${[...tensors][0]}` : `CHANGED: ${[...tensors].join(", ")}`}`);
-  console.log(`  RSS, mean of first vs last third after ${cfg.warmup} requests: ${early.toFixed(1)} -> ${late.toFixed(1)} MB (${late >= early ? "+" : ""}${(late - early).toFixed(1)}; allowed +${cfg.rssSlackMb}): ${rssOk ? "flat" : "GROWING"}`);
+  console.log(`  RSS, mean of first vs last third after ${cfg.warmup} requests: ${early.toFixed(1)} -> ${late.toFixed(1)} MiB (${late >= early ? "+" : ""}${(late - early).toFixed(1)} MiB; allowed +${cfg.rssSlackMb}): ${rssOk ? "flat" : "GROWING"}`);
   if (tensors.size !== 1 || !rssOk || counts.failed > 0) process.exitCode = 1;
 });

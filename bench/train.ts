@@ -48,4 +48,4 @@ const tps = (B * T) / (median(ms) / 1000);
 console.log(`training step, 1 replica, batch ${B}x${T} tokens, median ${median(ms).toFixed(0)} ms -> ${tps.toFixed(0)} tokens/s`);
 console.log(`  ${(flopsPerToken / 1e6).toFixed(1)} MFLOP per token -> ${((tps * flopsPerToken) / 1e9).toFixed(1)} GFLOP/s; matmul roofline ${roof.toFixed(1)} GFLOP/s (roofline bound ${(roof * 1e9 / flopsPerToken).toFixed(0)} tokens/s)`);
 console.log(`  kernel time: ` + [...kernels].sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(", "));
-console.log(`  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+console.log(`  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

@@ -55,9 +55,15 @@ runStep(async () => {
     return chain;
   });
   card.architecture = members.length > 1 ? { ...state.decoder, members } : state.decoder;
+  // Augmentation is a property of each member's cross-entropy run (the first of its chain):
+  // say so per member when they differ.
+  const mirrored = chains.map((c) => Boolean(c[0].config.flip));
+  const augmentation = mirrored.every((m) => m === mirrored[0])
+    ? (mirrored[0] ? "mirrored images (left/right swapped in captions)" : "none")
+    : chains.map((c, i) => `${c[0].config.name}: ${mirrored[i] ? "mirrored images" : "none"}`).join("; ");
   card.data = {
     dataset: "Flickr8k", train: data.splits.train.length, dev: data.splits.dev.length, test: data.splits.test.length,
-    vocabulary: vocab.size, minCount: data.minCount, augmentation: chains[0][0].config.flip ? "mirrored images (left/right swapped in captions)" : "none",
+    vocabulary: vocab.size, minCount: data.minCount, augmentation,
   };
   // Members may share runs (two fine-tunings of one model): each run is recorded once.
   const runs = [...new Map(chains.flat().map((s) => [s.config.name, s])).values()];

@@ -68,7 +68,7 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   // the peak memory.
   const ft = step("finetune", "--name=tiny-ft", `--init=${path.join(ckpt, "best")}`, "--maxImages=50", "--workers=1", "--hiddenDim=256", "--attnDim=32", "--outDim=128",
     "--batch=50", "--scstXent=0.5", "--epochs=1", "--lr=1e-4", "--evalEvery=2");
-  assert.match(ft, /^epoch 1: train CIDEr-D reward \d\.\d+.*peak RSS \d+ MB/m);
+  assert.match(ft, /^epoch 1: train CIDEr-D reward \d\.\d+.*peak RSS \d+ MiB/m);
   // 50 images, 10 per step (5 samples each): 5 steps, with dev measured after steps 2 and 4 too.
   assert.match(ft, /^epoch 0\.40: dev xent/m);
   const out2 = path.join(work, "exported");
@@ -87,6 +87,7 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   assert.deepEqual(config.members, ["decoder", "decoder-2"]);
   const card2 = JSON.parse(readFileSync(path.join(out2, "model-card.json"), "utf8"));
   assert.deepEqual(card2.training.map((t: { run: string }) => t.run), ["tiny", "tiny-ft"]);
+  assert.equal(card2.data.augmentation, "none", "both members' first run trained without mirrored images");
   const { loadDecoder } = await import("../model/index.ts");
   const loaded = loadDecoder(out2);
   assert.equal(loaded.members.length, 2);

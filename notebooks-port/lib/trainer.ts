@@ -354,7 +354,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
     const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
     state.history.push(rec);
     countTime();
-    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MB`);
+    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MiB`);
     for (const s of ev.samples) console.log(`  e.g. "${s}"`);
     state.epoch++;
     state.stepInEpoch = 0;
