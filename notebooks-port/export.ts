@@ -3,7 +3,7 @@
  * decoder.json, decoder.bin (float16)} plus the training section of model-card.json.
  *   npm run pipeline:export -- --from=checkpoints/sat-combo-ft/best
  * A comma-separated --from exports an ensemble: decoder.bin, decoder-2.bin, ... and config.members
- * (the shipped model: --from=checkpoints/sat-combo-ft/best,checkpoints/sat-combo-s2-ft2/best).
+ * (the shipped model: --from=checkpoints/sat-combo-ft/best,checkpoints/sat-combo-s3-ft/best).
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";

@@ -77,7 +77,7 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   assert.deepEqual(card.training.map((t: { run: string }) => t.run), ["tiny", "tiny-ft"]);
   assert.equal(card.training[1].hyperParameters.scstXent, 0.5);
   const last = card.training[1].history.at(-1);
-  assert.ok(last.trainReward > 0 && last.peakRssMB > 100, `reward ${last.trainReward}, peak RSS ${last.peakRssMB} MB`);
+  assert.ok(last.trainReward > 0 && last.peakRssMB > 100, `reward ${last.trainReward}, peak RSS ${last.peakRssMB} MiB`);
   assert.deepEqual(card.training[1].history.map((h: { epoch: number }) => h.epoch), [0, 0.4, 0.8, 1]);
   assert.deepEqual(card.curves, ["exported/curves-tiny.png", "exported/curves-tiny-ft.png"]);
 
