@@ -23,6 +23,10 @@ export interface GraphSpec {
   inputScale: number;
   /** Its output is multiplied by this (default 1), so concatenated graphs contribute on a similar scale. */
   outputScale?: number;
+  /** Extra outputs the graph can also give from the same pass (name -> node, each [1, h, w, c]), read when asked for. */
+  heads?: Record<string, string>;
+  /** Rewrites constants that pin the graph to one input size (called with the size in use). */
+  resize?: (artifacts: tf.io.ModelArtifacts, size: number) => void;
 }
 
 export interface EncoderSpec {
@@ -49,10 +53,40 @@ export function packageDir(name: string): string {
   return dir;
 }
 
-/** CenterNet's MobileNetV3 backbone (COCO detection) from @vladmandic/human: 8x8x480 at 256 px, input RGB 0..255. */
+/**
+ * CenterNet's MobileNetV3 backbone (COCO detection) from @vladmandic/human: 8x8x480 at 256 px,
+ * input RGB 0..255. Its detection head's outputs come from the same pass when asked for: the
+ * class heatmap `keypoints` [1, s/4, s/4, 80] and the box sides `wh` [1, s/4, s/4, 4] (model/detector.ts decodes them).
+ */
 export function centernetGraph(): GraphSpec {
   const modelPath = path.join(packageDir("@vladmandic/human"), "models", "centernet.json");
-  return { source: modelPath, read: () => readGraphModel(modelPath), node: "tower_0/extern1/hard_swish/mul_1", inputScale: 1 };
+  return {
+    source: modelPath, read: () => readGraphModel(modelPath), node: "tower_0/extern1/hard_swish/mul_1", inputScale: 1,
+    heads: { keypoints: "tower_0/keypoints", wh: "tower_0/wh" },
+    resize: resizeCenternet,
+  };
+}
+
+/**
+ * The head's three 2x upsamplings take their target sizes from int32 constants made for 512 px
+ * (32, 64, 128); tfjs would produce those sizes at any input, so they are rewritten for `size`
+ * (s/16, s/8, s/4). The ONNX conversion uses a scale of 2 instead and needs no rewrite.
+ */
+function resizeCenternet(a: tf.io.ModelArtifacts, size: number) {
+  const targets: Record<string, number> = { "up_sampling2d/mul": size / 16, "up_sampling2d_1/mul": size / 8, "up_sampling2d_2/mul": size / 4 };
+  const bytes: Record<string, number> = { float32: 4, int32: 4, float16: 2, uint16: 2, uint8: 1, bool: 1 };
+  const view = new DataView(a.weightData as ArrayBuffer);
+  let offset = 0;
+  for (const w of a.weightSpecs!) {
+    const n = w.shape.reduce((x, y) => x * y, 1);
+    const key = Object.keys(targets).find((k) => w.name.endsWith("/" + k));
+    if (key) {
+      if (w.dtype !== "int32" || w.quantization || n !== 2) throw new Error(`unexpected ${w.name} in ${a.modelTopology}`);
+      view.setInt32(offset, targets[key], true);
+      view.setInt32(offset + 4, targets[key], true);
+    }
+    offset += n * bytes[w.quantization?.dtype ?? w.dtype];
+  }
 }
 
 /**
@@ -130,6 +164,12 @@ async function readBundledGraphModel(dir: string): Promise<tf.io.ModelArtifacts>
 /** Where the encoder runs: onnxruntime-node's native kernels, or tfjs-wasm (the reference). */
 export type EncoderRuntime = "onnx" | "tfjs";
 
+/** A graph's extra output as plain numbers, NHWC. */
+export interface Head {
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
 export interface Encoder {
   spec: EncoderSpec;
   runtime: EncoderRuntime;
@@ -139,31 +179,39 @@ export interface Encoder {
   channels: number;
   /** RGB pixels (batch of inputSize^2 * 3 bytes each) -> [batch, h*w, channels] features. Caller disposes. */
   encode(pixels: Uint8Array[]): Promise<tf.Tensor3D>;
+  /** The same features plus every head the encoder was loaded with (loadEncoder's `heads`), from the same pass. */
+  encodeWithHeads(pixels: Uint8Array[]): Promise<{ feats: tf.Tensor3D; heads: Record<string, Head> }>;
   dispose(): void;
 }
 
-/** One graph ready to run: pixels -> [batch, h*w, channels]. */
+/** One graph ready to run: pixels -> [batch, h*w, channels], plus its heads when loaded with them. */
 interface LoadedGraph {
   runtime: EncoderRuntime;
   grid: [number, number];
   channels: number;
-  run(pixels: Uint8Array[]): Promise<tf.Tensor3D>;
+  run(pixels: Uint8Array[]): Promise<{ feats: tf.Tensor3D; heads: Record<string, Head> }>;
   dispose(): void;
 }
 
-async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "auto"): Promise<LoadedGraph> {
+async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "auto", withHeads: boolean): Promise<LoadedGraph> {
   let artifacts: tf.io.ModelArtifacts;
   try {
     artifacts = await g.read();
   } catch (e) {
     throw new Error(`cannot read the encoder graph at ${g.source}: ${(e as Error).message}`);
   }
+  const heads = withHeads ? g.heads ?? {} : {};
+  const headNames = Object.keys(heads);
+  if (headNames.length) g.resize?.(artifacts, s);
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
-  const exec = (x: tf.Tensor4D) => model.execute(x, g.node) as tf.Tensor4D;
+  const exec = (x: tf.Tensor4D) => {
+    const r = model.execute(x, [g.node, ...Object.values(heads)]) as tf.Tensor4D | tf.Tensor4D[];
+    return Array.isArray(r) ? r : [r]; // one requested node comes back bare
+  };
   // Probe once with zeros: learns the grid shape and warms the kernels up.
   const probe = tf.tidy(() => exec(tf.zeros([1, s, s, 3])));
-  const [, h, w, c] = probe.shape;
-  probe.dispose();
+  const [, h, w, c] = probe[0].shape;
+  tf.dispose(probe);
   const base = { grid: [h, w] as [number, number], channels: c };
   const scale = g.outputScale ?? 1;
 
@@ -171,7 +219,7 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
     try {
       const ort = await importOnnxRuntime();
       const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
-      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, g.node);
+      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, { features: g.node, ...heads });
       // No spinning: by default a pool thread busy-waits after each run, and with two graphs (two
       // pools) plus the decoder on 2 cores those spinners took the cores from the work itself. Off,
       // the combined encoder ran in 10.0 ms instead of 21.6 (npm run bench, medians).
@@ -196,11 +244,13 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
           if (scale !== 1) for (let i = 0; i < feats.length; i++) feats[i] *= scale;
           const t = tf.tensor3d(feats, [pixels.length, h * w, c]);
           f.dispose();
-          return t;
+          const got: Record<string, Head> = {};
+          for (const name of headNames) got[name] = { data: out[name].data as Float32Array, shape: out[name].dims as Head["shape"] };
+          return { feats: t, heads: got };
         },
         dispose: () => void session.release(),
       };
-      (await graph.run([new Uint8Array(s * s * 3)])).dispose();
+      (await graph.run([new Uint8Array(s * s * 3)])).feats.dispose();
       return graph;
     } catch (e) {
       if (runtime === "onnx") throw new Error(`the encoder graph at ${g.source} cannot run on onnxruntime: ${(e as Error).message}`);
@@ -211,13 +261,20 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
     ...base,
     runtime: "tfjs",
     async run(pixels) {
-      return tf.tidy(() => {
+      const [feats, ...outs] = tf.tidy(() => {
         const flat = new Float32Array(pixels.length * s * s * 3);
         pixels.forEach((p, i) => {
           for (let j = 0; j < p.length; j++) flat[i * s * s * 3 + j] = p[j] * g.inputScale;
         });
-        return exec(tf.tensor4d(flat, [pixels.length, s, s, 3])).mul(scale).reshape([pixels.length, h * w, c]) as tf.Tensor3D;
+        const [f, ...rest] = exec(tf.tensor4d(flat, [pixels.length, s, s, 3]));
+        return [f.mul(scale).reshape([pixels.length, h * w, c]) as tf.Tensor3D, ...rest];
       });
+      const got: Record<string, Head> = {};
+      for (const [i, name] of headNames.entries()) {
+        got[name] = { data: (await outs[i].data()) as Float32Array, shape: outs[i].shape as Head["shape"] };
+        outs[i].dispose();
+      }
+      return { feats: feats as tf.Tensor3D, heads: got };
     },
     dispose: () => model.dispose(),
   };
@@ -225,35 +282,45 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
 
 /**
  * Loads the encoder. runtime "auto" (default) uses onnxruntime-node when it is installed and the
- * graph converts, else tfjs-wasm.
+ * graph converts, else tfjs-wasm. `heads`: also compute the graphs' extra outputs (CenterNet's
+ * detection head) in the same pass, for encodeWithHeads.
  */
-export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "auto" = "auto"): Promise<Encoder> {
+export async function loadEncoder(spec: EncoderSpec, runtime: EncoderRuntime | "auto" = "auto", opts: { heads?: boolean } = {}): Promise<Encoder> {
   await initBackend();
   const s = spec.inputSize;
   const graphs: LoadedGraph[] = [];
   try {
-    for (const g of spec.graphs) graphs.push(await loadGraph(g, s, runtime));
+    for (const g of spec.graphs) graphs.push(await loadGraph(g, s, runtime, opts.heads ?? false));
     if (graphs.some((g) => g.grid.join() !== graphs[0].grid.join())) throw new Error(`encoder "${spec.name}": its graphs give different grids (${graphs.map((g) => g.grid.join("x")).join(", ")})`);
   } catch (e) {
     for (const g of graphs) g.dispose();
     throw e;
   }
-  return {
+  const encoder: Encoder = {
     spec,
     // "onnx" only when every graph runs there.
     runtime: graphs.every((g) => g.runtime === "onnx") ? "onnx" : "tfjs",
     grid: graphs[0].grid,
     channels: graphs.reduce((n, g) => n + g.channels, 0),
     async encode(pixels) {
+      return (await encoder.encodeWithHeads(pixels)).feats;
+    },
+    async encodeWithHeads(pixels) {
       for (const p of pixels) if (p.length !== s * s * 3) throw new Error(`encoder expects ${s}x${s}x3 pixels, got ${p.length} bytes`);
       // One after the other: each ONNX session already uses both cores.
       const parts: tf.Tensor3D[] = [];
-      for (const g of graphs) parts.push(await g.run(pixels));
-      if (parts.length === 1) return parts[0];
-      const out = tf.concat(parts, 2);
+      const heads: Record<string, Head> = {};
+      for (const g of graphs) {
+        const r = await g.run(pixels);
+        parts.push(r.feats);
+        Object.assign(heads, r.heads);
+      }
+      if (parts.length === 1) return { feats: parts[0], heads };
+      const feats = tf.concat(parts, 2);
       tf.dispose(parts);
-      return out;
+      return { feats, heads };
     },
     dispose: () => graphs.forEach((g) => g.dispose()),
   };
+  return encoder;
 }

@@ -8,13 +8,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
+import { decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
+import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type GroundingPlan, type GroundingSettings } from "./grounding.ts";
 import { toRgbSquare } from "./image.ts";
 import { onnxDecoder } from "./onnx-decoder.ts";
 import { ensembleDecoder, search, tfDecoder } from "./search.ts";
-import { detokenize } from "./text.ts";
+import { detokenize, fixArticles } from "./text.ts";
 import { initBackend, tf } from "./tf.ts";
-import type { CaptionOptions, CaptionResult, CaptionStep, Captioner, ImageInput } from "./types.ts";
+import type { CaptionOptions, CaptionResult, CaptionStep, Captioner, DetectedObject, ImageInput } from "./types.ts";
 import { FUNCTION_WORDS, Vocabulary } from "./vocab.ts";
 import { loadArrays, type NamedArray } from "./weights.ts";
 
@@ -36,7 +38,12 @@ export interface LoadOptions {
    * (tfjs-wasm, the reference), or "auto" (default): onnx where it works, tfjs for the rest.
    */
   runtime?: Runtime | "auto";
+  /** Grounding thresholds and weights (model/grounding.ts); the defaults were chosen on the dev sets. */
+  grounding?: Partial<GroundingSettings>;
 }
+
+/** At most this many objects are listed per photo. */
+const MAX_OBJECTS = 10;
 
 // lengthPenalty 1.0 was chosen on the dev split (beam 3, CIDEr-D / BLEU-4): for the first ensemble
 // (decoder 1 with the seed-2 decoder) 0.458 / 0.199 at 1.0, 0.448 / 0.197 at 0.7, 0.460 / 0.196 at
@@ -50,12 +57,14 @@ function readJson<T>(file: string, what: string): T {
 
 /**
  * Reads the trained decoder (weights are stored as float16 and computed in float32): one set of
- * weights, or several when the folder holds an ensemble (config.members).
+ * weights, or several when the folder holds an ensemble (config.members). Words added after
+ * training for detected objects (config.extraWords, extra-words.bin: notebooks-port/object-words.ts)
+ * are appended to the vocabulary, the word vectors and every member's output layer.
  */
-export function loadDecoder(modelDir: string): { config: DecoderConfig; members: Record<string, NamedArray>[]; vocab: Vocabulary } {
-  const config = readJson<DecoderConfig>(path.join(modelDir, "config.json"), "decoder config");
-  const vocab = new Vocabulary(readJson<string[]>(path.join(modelDir, "vocab.json"), "vocabulary"));
-  if (vocab.size !== config.vocabSize) throw new Error(`vocab.json has ${vocab.size} words but the decoder expects ${config.vocabSize}`);
+export function loadDecoder(modelDir: string): { config: DecoderConfig; members: Record<string, NamedArray>[]; vocab: Vocabulary; extraWords: number } {
+  const config = readJson<DecoderConfig & { extraWords?: string[] }>(path.join(modelDir, "config.json"), "decoder config");
+  const trained = readJson<string[]>(path.join(modelDir, "vocab.json"), "vocabulary");
+  if (trained.length !== config.vocabSize) throw new Error(`vocab.json has ${trained.length} words but the decoder expects ${config.vocabSize}`);
   const files = config.members ?? ["decoder"];
   if (!Array.isArray(files) || !files.length || files.some((f) => typeof f !== "string" || !/^[\w.-]+$/.test(f))) throw new Error(`config.json in ${modelDir}: members must be a list of weight-file names`);
   const members = files.map((file) => {
@@ -67,7 +76,32 @@ export function loadDecoder(modelDir: string): { config: DecoderConfig; members:
     }
     return arrays;
   });
-  return { config, members, vocab };
+  const extra = config.extraWords ?? [];
+  const { extraWords: _, ...decoder } = config;
+  if (!extra.length) return { config: decoder, members, vocab: new Vocabulary(trained), extraWords: 0 };
+  const x = loadArrays(path.join(modelDir, "extra-words"));
+  const V = config.vocabSize, n = extra.length, E = config.embedDim, O = config.outDim;
+  const need = (name: string, shape: number[]) => {
+    if (x[name]?.shape.join() !== shape.join()) throw new Error(`extra-words in ${modelDir}: ${name} should be [${shape}] for the ${n} words in config.json`);
+    return x[name].data;
+  };
+  const emb = need("embedding", [n, E]);
+  const extended = members.map((m, k) => {
+    const cols = need(`logits:${files[k]}`, [O, n]), bias = need(`logitsBias:${files[k]}`, [n]);
+    const logits = new Float32Array(O * (V + n));
+    for (let j = 0; j < O; j++) {
+      logits.set(m.logits.data.subarray(j * V, (j + 1) * V), j * (V + n));
+      logits.set(cols.subarray(j * n, (j + 1) * n), j * (V + n) + V);
+    }
+    const embedding = new Float32Array((V + n) * E);
+    embedding.set(m.embedding.data);
+    embedding.set(emb, V * E);
+    const logitsBias = new Float32Array(V + n);
+    logitsBias.set(m.logitsBias.data);
+    logitsBias.set(bias, V);
+    return { ...m, embedding: { shape: [V + n, E], data: embedding }, logits: { shape: [O, V + n], data: logits }, logitsBias: { shape: [V + n], data: logitsBias } };
+  });
+  return { config: { ...decoder, vocabSize: V + n }, members: extended, vocab: new Vocabulary([...trained, ...extra]), extraWords: n };
 }
 
 /** The same weights as tfjs tensors (the reference decoder, and what training uses). */
@@ -97,8 +131,8 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const cardFile = path.join(modelDir, "model-card.json");
   await initBackend();
   const runtime = opts.runtime ?? "auto";
-  const { config, members, vocab } = loadDecoder(modelDir);
-  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime), stepDecoders(config, members, runtime)]);
+  const { config, members, vocab, extraWords } = loadDecoder(modelDir);
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: true }), stepDecoders(config, members, runtime)]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as Record<string, unknown>) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
@@ -106,6 +140,12 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   }
   const defaults = { ...DECODE_DEFAULTS, maxLen: config.maxLen, ...opts.defaults };
   const repeatable = new Set(vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])));
+  const grounding = { ...GROUNDING_DEFAULTS, ...opts.grounding };
+  const classes = wordClasses(vocab);
+  const extraIds = new Set(Array.from({ length: extraWords }, (_, i) => vocab.size - extraWords + i));
+  // Without objects the added words are never used: the captioner is Flickr8k's alone.
+  const flickrOnly = new Float32Array(vocab.size);
+  for (const id of extraIds) flickrOnly[id] = -Infinity;
 
   async function* steps(image: ImageInput, o: CaptionOptions = {}): AsyncGenerator<CaptionStep, CaptionResult, void> {
     const t0 = performance.now();
@@ -115,26 +155,39 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > 50) throw new RangeError(`maxLen must be an integer from 1 to 50, got ${maxLen}`);
     const pixels = await toRgbSquare(image, encoder.spec.inputSize);
     o.signal?.throwIfAborted();
-    const feats = await encoder.encode([pixels]);
-    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, signal: o.signal });
+    const { feats, heads } = await encoder.encodeWithHeads([pixels]);
+    let objects: DetectedObject[] = [];
+    let plan: GroundingPlan = { bias: flickrOnly, constraints: [] };
+    if ((o.objects ?? true) && heads.keypoints && heads.wh) {
+      const found = decodeDetections(heads.keypoints, heads.wh, encoder.spec.inputSize, { minScore: Math.min(grounding.absentScore, grounding.showScore), maxObjects: 50, iou: 0.5 });
+      objects = found.filter((d) => d.score >= grounding.showScore).slice(0, MAX_OBJECTS);
+      plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) });
+    }
+    o.onStart?.({ objects, grid: config.grid });
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {
         const best = r.value.best;
         const n = best.ids.length;
         if (n > 0) {
+          const hypothesis = fixArticles(vocab.decode(best.ids));
+          const object = linkWords(hypothesis, objects).at(-1);
           yield {
             index: n - 1,
-            word: vocab.words[best.ids[n - 1]],
+            word: hypothesis.at(-1) ?? vocab.words[best.ids[n - 1]],
             prob: best.probs[n - 1],
             alpha: Array.from(best.alphas[n - 1]),
-            hypothesis: vocab.decode(best.ids),
+            hypothesis,
+            ...(object === undefined ? {} : { object }),
           };
         }
         r = await it.next();
       }
-      const words = r.value.ids.map((id, i) => ({ word: vocab.words[id], prob: r.value.probs[i], alpha: Array.from(r.value.alphas[i]) }));
-      return { caption: detokenize(words.map((w) => w.word)), words, grid: config.grid, ms: performance.now() - t0 };
+      const tokens = fixArticles(r.value.ids.map((id) => vocab.words[id]));
+      const links = linkWords(tokens, objects);
+      const words = r.value.ids.map((_, i) => ({ word: tokens[i], prob: r.value.probs[i], alpha: Array.from(r.value.alphas[i]), ...(links[i] === undefined ? {} : { object: links[i] }) }));
+      return { caption: detokenize(words.map((w) => w.word)), words, grid: config.grid, objects, ms: performance.now() - t0 };
     } finally {
       // A consumer that stops early (break, return) closes this generator; close the search
       // too, so its finally frees the decoder state.

@@ -3,10 +3,11 @@
  * can run on onnxruntime-node's native CPU kernels (several times faster than tfjs-wasm), while
  * the tfjs graph stays the reference: test/onnx.test.ts checks both give the same features.
  *
- * Only the ops these MobileNet backbones use are mapped: fused Conv2D / depthwise conv with bias
- * and Relu/Relu6, Add, Sub, Mul, Relu6 and Mean. Anything else fails loudly, and callers fall back to tfjs.
- * Layout: TF graphs are NHWC, ONNX convolutions NCHW; the ONNX model takes NCHW input and its
- * output is transposed back to [1, h, w, c] so both paths return the same thing.
+ * Only the ops these MobileNet backbones and CenterNet's detection head use are mapped: convolutions
+ * (fused with bias and Relu/Relu6, or plain), depthwise convolutions, Add, Sub, Mul, Relu, Relu6,
+ * Sigmoid, Mean, ConcatV2 and 2x ResizeBilinear. Anything else fails loudly, and callers fall back
+ * to tfjs. Layout: TF graphs are NHWC, ONNX convolutions NCHW; the ONNX model takes NCHW input and
+ * each output is transposed back to [1, h, w, c] so both paths return the same thing.
  */
 import { modelProto, nodeProto, tensorProto, valueInfo, type Pb } from "./onnx-proto.ts";
 import type { tf } from "./tf.ts";
@@ -16,10 +17,12 @@ interface TfNode { name: string; op: string; input?: string[]; attr?: Record<str
 const b64 = (s: string) => Buffer.from(s, "base64").toString();
 
 /**
- * Builds the ONNX model for `outputNode` of a TF.js graph. `weights` are the graph's constants
- * as loaded (and dequantized) by tfjs.
+ * Builds the ONNX model for nodes of a TF.js graph: `outputs` maps each ONNX output name to the
+ * graph node it reads (a plain node name means { features: node }). `weights` are the graph's
+ * constants as loaded (and dequantized) by tfjs.
  */
-export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string, tf.Tensor[]>, inputNode: string, outputNode: string): Uint8Array {
+export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string, tf.Tensor[]>, inputNode: string, outputs: string | Record<string, string>): Uint8Array {
+  const outs = typeof outputs === "string" ? { features: outputs } : outputs;
   const byName = new Map(topology.node.map((n) => [n.name, n]));
   const clean = (s: string) => s.replace(/^\^/, "").replace(/:\d+$/, "");
   // Nodes the output depends on, in dependency order.
@@ -33,7 +36,7 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
     for (const i of n.input ?? []) visit(clean(i));
     order.push(n);
   };
-  visit(outputNode);
+  for (const node of Object.values(outs)) visit(node);
 
   const nodes: Pb[] = [];
   const inits: Pb[] = [];
@@ -63,13 +66,20 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
       case "Placeholder":
         break;
       case "_FusedConv2D":
-      case "FusedDepthwiseConv2dNative": {
-        const fused = (n.attr!.fused_ops.list.s as string[]).map(b64);
-        if (b64(n.attr!.padding.s) !== "SAME" || b64(n.attr!.data_format?.s ?? "TkhXQw==") !== "NHWC" || fused[0] !== "BiasAdd") throw new Error(`unsupported ${n.op} in ${n.name}`);
-        const strides = (n.attr!.strides.list.i as string[]).map(Number).slice(1, 3);
+      case "FusedDepthwiseConv2dNative":
+      case "Conv2D":
+      case "DepthwiseConv2dNative": {
+        const plain = n.op === "Conv2D" || n.op === "DepthwiseConv2dNative";
+        const fused = plain ? [] : (n.attr!.fused_ops.list.s as string[]).map(b64);
+        const padding = b64(n.attr!.padding.s);
         const { shape, data } = constVal(ins[1]);
         const [kh, kw, cin, cm] = shape;
-        const depthwise = n.op === "FusedDepthwiseConv2dNative";
+        // VALID equals SAME for the head's 1x1 convolutions; other VALID convolutions are not mapped.
+        const padOk = padding === "SAME" || (padding === "VALID" && kh === 1 && kw === 1);
+        const dilated = ((n.attr!.dilations?.list?.i as string[] | undefined) ?? []).some((d) => d !== "1");
+        if (!padOk || dilated || b64(n.attr!.data_format?.s ?? "TkhXQw==") !== "NHWC" || (!plain && fused[0] !== "BiasAdd")) throw new Error(`unsupported ${n.op} in ${n.name}`);
+        const strides = (n.attr!.strides.list.i as string[]).map(Number).slice(1, 3);
+        const depthwise = n.op === "FusedDepthwiseConv2dNative" || n.op === "DepthwiseConv2dNative";
         const cout = depthwise ? cin * cm : cm;
         // TF filters are [kh, kw, in, out] (depthwise: [kh, kw, in, multiplier]); ONNX wants [out, in/group, kh, kw].
         const w = new Float32Array(cout * (depthwise ? 1 : cin) * kh * kw);
@@ -80,12 +90,16 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
         }
         const wName = ins[1] + "/onnx";
         inits.push(tensorProto(wName, [cout, depthwise ? 1 : cin, kh, kw], w));
-        const bias = constVal(ins[2]);
-        const bName = ins[2] + "/onnx";
-        inits.push(tensorProto(bName, [cout], Float32Array.from(bias.data)));
+        const convIns = [ins[0], wName];
+        if (!plain) {
+          const bias = constVal(ins[2]);
+          const bName = ins[2] + "/onnx";
+          inits.push(tensorProto(bName, [cout], Float32Array.from(bias.data)));
+          convIns.push(bName);
+        }
         const act = fused[1];
         const convOut = act ? tmp() : n.name;
-        nodes.push(nodeProto("Conv", [ins[0], wName, bName], [convOut], { auto_pad: "SAME_UPPER", strides, kernel_shape: [kh, kw], group: depthwise ? cin : 1 }));
+        nodes.push(nodeProto("Conv", convIns, [convOut], { auto_pad: "SAME_UPPER", strides, kernel_shape: [kh, kw], group: depthwise ? cin : 1 }));
         if (act === "Relu") nodes.push(nodeProto("Relu", [convOut], [n.name]));
         else if (act === "Relu6") nodes.push(nodeProto("Clip", [convOut, useScalar(0), useScalar(6)], [n.name]));
         else if (act) throw new Error(`unsupported fused activation ${act} in ${n.name}`);
@@ -94,6 +108,30 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
       case "Relu6":
         nodes.push(nodeProto("Clip", [ins[0], useScalar(0), useScalar(6)], [n.name]));
         break;
+      case "Relu":
+      case "Sigmoid":
+      case "Identity":
+        nodes.push(nodeProto(n.op, [ins[0]], [n.name]));
+        break;
+      case "ConcatV2": {
+        const axis = Number(constVal(ins.at(-1)!).data[0]);
+        if (axis !== 3 && axis !== -1) throw new Error(`unsupported ConcatV2 axis ${axis} in ${n.name}`);
+        nodes.push(nodeProto("Concat", ins.slice(0, -1), [n.name], { axis: 1 })); // NHWC channels = NCHW axis 1
+        break;
+      }
+      case "ResizeBilinear": {
+        // CenterNet's upsampling doubles the grid; its target size is a constant made for 512 px
+        // inputs, so the scale (not the size) is what carries over to other input sizes.
+        if (n.attr?.align_corners?.b || n.attr?.half_pixel_centers?.b) throw new Error(`unsupported ResizeBilinear mode in ${n.name}`);
+        const id = "scales/2x";
+        if (!consts.has(id)) {
+          consts.add(id);
+          inits.push(tensorProto(id, [4], Float32Array.of(1, 1, 2, 2)));
+        }
+        // TF's legacy resize (no corner alignment, no half-pixel centres) is ONNX's "asymmetric" linear mode.
+        nodes.push(nodeProto("Resize", [ins[0], "", id], [n.name], { mode: "linear", coordinate_transformation_mode: "asymmetric" }));
+        break;
+      }
       case "Add":
       case "AddV2":
       case "Sub":
@@ -122,6 +160,7 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
     }
     return id;
   }
-  nodes.push(nodeProto("Transpose", [outputNode], ["features"], { perm: [0, 2, 3, 1] }));
-  return modelProto("encoder", { nodes, inits, inputs: [valueInfo(inputNode, ["batch", 3, "height", "width"])], outputs: [valueInfo("features", ["batch", "h", "w", "c"])] });
+  for (const [name, node] of Object.entries(outs)) nodes.push(nodeProto("Transpose", [node], [name], { perm: [0, 2, 3, 1] }));
+  const outInfo = Object.keys(outs).map((name) => valueInfo(name, ["batch", `${name}_h`, `${name}_w`, `${name}_c`]));
+  return modelProto("encoder", { nodes, inits, inputs: [valueInfo(inputNode, ["batch", 3, "height", "width"])], outputs: outInfo });
 }

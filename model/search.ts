@@ -17,15 +17,33 @@ export interface SearchOptions {
   blockRepeats: boolean;
   /** When given (with blockRepeats), any word not in this set is used at most once per caption. */
   repeatable?: ReadonlySet<number>;
+  /** Added to each word's log-probability when ranking (grounding's bonuses and penalties; -Infinity bans). */
+  bias?: Float32Array;
+  /**
+   * Names the caption must contain (constrained beam search, Anderson et al. 2017): hypotheses are
+   * kept in separate beams by which constraints they have met, and the result comes from the beam
+   * that met the most. At most 3 (each doubles the rows decoded).
+   */
+  constraints?: readonly Constraint[];
   signal?: AbortSignal;
+}
+
+/** A name that must appear: any one of its token sequences ("zebra" or "zebras"). */
+export interface Constraint {
+  label: string;
+  alternatives: number[][];
 }
 
 /** A hypothesis as plain data. */
 export interface Hypothesis {
   ids: number[];
+  /** The model's own probability of each word (before any bias). */
   probs: number[];
   alphas: Float32Array[];
+  /** Ranking score: the summed log-probabilities plus the biases of the words chosen. */
   logp: number;
+  /** Bit c is set once constraint c has been met. */
+  met: number;
 }
 
 /** What the search yields after each step: the current best hypothesis. */
@@ -135,6 +153,7 @@ export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
 }
 
 const normScore = (h: Hypothesis, alpha: number) => h.logp / Math.pow(Math.max(1, h.ids.length), alpha);
+const popcount = (m: number) => { let n = 0; for (; m; m &= m - 1) n++; return n; };
 
 function repeatsTrigram(ids: number[], next: number): boolean {
   const n = ids.length;
@@ -144,73 +163,122 @@ function repeatsTrigram(ids: number[], next: number): boolean {
   return false;
 }
 
+const endsWith = (ids: readonly number[], seq: readonly number[]) => seq.length <= ids.length && seq.every((w, i) => ids[ids.length - seq.length + i] === w);
+
+/** The next word of each alternative of a constraint, given what a hypothesis already ends with. */
+function nextWords(ids: readonly number[], c: Constraint): number[] {
+  return c.alternatives.map((alt) => {
+    for (let j = alt.length - 1; j > 0; j--) if (endsWith(ids, alt.slice(0, j))) return alt[j];
+    return alt[0];
+  });
+}
+
 /**
  * Beam search over one image's features [1, L, D] (beam 1 = greedy). Yields the best live-or-
- * finished hypothesis after every step and returns the final best one (without <end>).
+ * finished hypothesis after every step and returns the final best one (without <end>). With
+ * constraints, "best" means: meets the most constraints, then scores highest.
  */
 export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: SearchOptions): AsyncGenerator<SearchEvent, Hypothesis, void> {
   const K = Math.max(1, Math.floor(o.beam));
   const L = feats.shape[1];
+  const cons = o.constraints ?? [];
+  if (cons.length > 3) throw new RangeError(`at most 3 constraints, got ${cons.length}`);
+  const FULL = (1 << cons.length) - 1;
+  // K beams for each set of constraints met; a name of several words also gets beams for being
+  // half-written ("fire" of "fire hydrant"), or greedy could never start it.
+  const phrase = cons.map((c) => c.alternatives.some((a) => a.length > 1));
+  const rows = K * phrase.reduce((n, p) => n * (p ? 3 : 2), 1);
+  const group = (ids: number[], met: number) => {
+    let key = met;
+    cons.forEach((c, i) => {
+      if (phrase[i] && !(met & (1 << i)) && c.alternatives.some((alt) => alt.slice(0, -1).some((_, j) => endsWith(ids, alt.slice(0, j + 1))))) key |= 1 << (cons.length + i);
+    });
+    return key;
+  };
+  const bias = o.bias;
+  const better = (a: Hypothesis, b: Hypothesis) => popcount(a.met) - popcount(b.met) || normScore(a, o.lengthPenalty) - normScore(b, o.lengthPenalty);
+  const metBy = (ids: number[], met: number) => {
+    cons.forEach((c, i) => { if (!(met & (1 << i)) && c.alternatives.some((alt) => endsWith(ids, alt))) met |= 1 << i; });
+    return met;
+  };
   // Rows of the decoder state are beams; all share the same image.
-  const run = await decoder.start(feats, K);
-  let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0 }];
+  const run = await decoder.start(feats, rows);
+  let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0, met: 0 }];
   const finished: Hypothesis[] = [];
   let lastKey = "";
   try {
     for (let t = 0; t < o.maxLen + 1 && live.length; t++) {
       if (o.signal?.aborted) throw o.signal.reason ?? new Error("aborted");
-      const prev = Int32Array.from({ length: K }, (_, k) => (live[k] ? live[k].ids.at(-1) ?? START : START));
+      const prev = Int32Array.from({ length: rows }, (_, k) => (live[k] ? live[k].ids.at(-1) ?? START : START));
       const { logp, alpha } = await run.step(prev);
-      const V = logp.length / K;
-      // Top candidates over (beam, word); rows beyond live.length are padding and ignored.
-      const cands: { k: number; w: number; lp: number }[] = [];
+      const V = logp.length / rows;
+      // Candidates over (beam, word); rows beyond live.length are padding and ignored.
+      const cands: { k: number; w: number; lp: number; p: number }[] = [];
       for (let k = 0; k < live.length; k++) {
+        const h = live[k];
         const row = logp.subarray(k * V, (k + 1) * V);
         for (const b of BANNED) row[b] = -Infinity;
+        const score = (w: number) => row[w] + (bias ? bias[w] : 0);
+        const add = (w: number) => cands.push({ k, w, lp: h.logp + score(w), p: Math.exp(row[w]) });
         if (t === o.maxLen) { // out of room: the only move left is to stop
-          cands.push({ k, w: END, lp: live[k].logp + row[END] });
+          add(END);
           continue;
         }
+        const blocked = (w: number) => o.blockRepeats && w !== END && (repeatsTrigram(h.ids, w) || (o.repeatable !== undefined && !o.repeatable.has(w) && h.ids.includes(w)));
         // Keep this row's best K+1 words (one more than needed, in case one is blocked).
         const top: number[] = [];
         for (let w = 0; w < V; w++) {
-          if (top.length <= K || row[w] > row[top[top.length - 1]]) {
-            if (o.blockRepeats && w !== END && (repeatsTrigram(live[k].ids, w) || (o.repeatable && !o.repeatable.has(w) && live[k].ids.includes(w)))) continue;
+          if (top.length <= K || score(w) > score(top[top.length - 1])) {
+            if (blocked(w)) continue;
             top.push(w);
-            top.sort((x, y) => row[y] - row[x]);
+            top.sort((x, y) => score(y) - score(x));
             if (top.length > K + 1) top.pop();
           }
         }
-        for (const w of top) cands.push({ k, w, lp: live[k].logp + row[w] });
+        // Constrained search also tries the next word of every name not yet used, wherever it scores.
+        cons.forEach((c, i) => {
+          if (h.met & (1 << i)) return;
+          for (const w of nextWords(h.ids, c)) if (!top.includes(w) && !blocked(w) && Number.isFinite(score(w))) top.push(w);
+        });
+        for (const w of top) if (Number.isFinite(score(w))) add(w);
       }
       cands.sort((a, b) => b.lp - a.lp);
       const next: Hypothesis[] = [];
       const parents: number[] = [];
+      const kept = new Map<number, number>(); // group (constraints met, names half-written) -> hypotheses kept in its beam
+      let stop = false;
       for (const cd of cands) {
-        if (next.length >= K) break;
+        // Unconstrained, the K best moves are the beam. Constrained, every beam fills on its own, and an
+        // <end> that completes a beam's names counts however far down the list it comes.
+        if (next.length >= rows && (!cons.length || cd.w !== END)) {
+          if (!cons.length) break;
+          continue;
+        }
         const src = live[cd.k];
-        const hyp: Hypothesis = {
-          ids: [...src.ids, cd.w],
-          probs: [...src.probs, Math.exp(cd.lp - src.logp)],
-          alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)],
-          logp: cd.lp,
-        };
+        const ids = [...src.ids, cd.w];
+        const met = cd.w === END ? src.met : metBy(ids, src.met);
+        const key = group(ids, met);
+        if (cd.w !== END && (kept.get(key) ?? 0) >= K) continue;
+        const hyp: Hypothesis = { ids, probs: [...src.probs, cd.p], alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)], logp: cd.lp, met };
         if (cd.w === END) {
           finished.push(hyp);
-          // Greedy stops at <end>; a beam keeps going while a live hypothesis could still win.
-          if (K === 1) break;
+          // Greedy stops at <end> once the names are in; a beam keeps going while a live hypothesis could still win.
+          if (K === 1 && met === FULL) { stop = true; break; }
         } else {
+          kept.set(key, (kept.get(key) ?? 0) + 1);
           next.push(hyp);
           parents.push(cd.k);
         }
       }
-      live = next;
-      if (live.length) run.reorder(Int32Array.from({ length: K }, (_, k) => parents[Math.min(k, parents.length - 1)]));
-      // Stop once K hypotheses have finished and none alive can beat the best of them.
-      const bestDone = finished.length ? Math.max(...finished.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
-      if (finished.length >= K && live.every((l) => normScore(l, o.lengthPenalty) < bestDone)) live = [];
+      live = stop ? [] : next;
+      if (live.length) run.reorder(Int32Array.from({ length: rows }, (_, k) => parents[Math.min(k, parents.length - 1)]));
+      // Stop once K hypotheses that met every constraint have finished and none alive can beat the best of them.
+      const done = finished.filter((f) => f.met === FULL);
+      const bestDone = done.length ? Math.max(...done.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
+      if (done.length >= K && live.every((l) => l.met !== FULL || normScore(l, o.lengthPenalty) < bestDone)) live = [];
       const pool = [...finished, ...live];
-      const best = trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));
+      if (!pool.length) break;
+      const best = trimEnd(pool.reduce((a, b) => (better(b, a) > 0 ? b : a)));
       // Report only changes: a step that merely ends the caption, or keeps the same leader, adds nothing.
       const key = best.ids.join(" ");
       if (key !== lastKey) {
@@ -219,7 +287,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       }
     }
     const pool = finished.length ? finished : live;
-    return trimEnd(pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a)));
+    return trimEnd(pool.reduce((a, b) => (better(b, a) > 0 ? b : a)));
   } finally {
     run.dispose();
   }
@@ -227,7 +295,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
 
 function trimEnd(h: Hypothesis): Hypothesis {
   if (h.ids.at(-1) !== END) return h;
-  return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp };
+  return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp, met: h.met };
 }
 
 /**

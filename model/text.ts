@@ -31,3 +31,20 @@ export function tokenize(text: string): string[] {
 export function detokenize(words: readonly string[]): string {
   return words.join(" ").replace(/ ('s|'re|'ve|'ll|'d|'m|n't)\b/g, "$1");
 }
+
+// Words spelled with a vowel but said with a consonant ("a unicycle"), and the reverse ("an hour").
+const CONSONANT_SOUND = /^(uni|use|usu|uti|eu|one|once|ufo)/;
+const VOWEL_SOUND = /^(hour|honest|honou?r|heir)/;
+
+/**
+ * "a" / "an" agreeing with the next word ("an airplane"). The decoder learned articles for its own
+ * words; a name put in by grounding (model/grounding.ts) may follow the wrong one.
+ */
+export function fixArticles(words: readonly string[]): string[] {
+  return words.map((w, i) => {
+    const next = words[i + 1];
+    if ((w !== "a" && w !== "an") || !next) return w;
+    const vowel = (/^[aeiou]/.test(next) && !CONSONANT_SOUND.test(next)) || VOWEL_SOUND.test(next);
+    return vowel ? "an" : "a";
+  });
+}

@@ -10,8 +10,34 @@ export interface CaptionOptions {
   maxLen?: number;
   /** Beam length normalisation: score = logP / len^alpha. Default 1.0 (chosen on the dev split). */
   lengthPenalty?: number;
+  /**
+   * Detect objects and ground the caption in them (default true): confident detections may put
+   * their names into the caption, words that name a detection point at it (CaptionWord.object),
+   * and the result lists them. false: the Flickr8k-only captioner, with no detection at all.
+   */
+  objects?: boolean;
+  /** Called once the image is encoded, before the first word: the detected objects (steps()'s start). */
+  onStart?: (start: CaptionStart) => void;
   /** Aborting stops decoding at the next step and frees its state. */
   signal?: AbortSignal;
+}
+
+/** One object found by the detector (CenterNet's own COCO head). */
+export interface DetectedObject {
+  /** COCO class name, e.g. "giraffe", "hot dog" (model/objects.ts COCO_LABELS). */
+  label: string;
+  /** Detector confidence, 0..1. */
+  score: number;
+  /** [x, y, width, height] as fractions of the image's width and height (0..1, top-left origin). */
+  box: [number, number, number, number];
+}
+
+/** What is known when decoding starts. */
+export interface CaptionStart {
+  /** Confident detections, most confident first (empty with objects: false). */
+  objects: DetectedObject[];
+  /** [h, w] of each alpha grid. */
+  grid: [number, number];
 }
 
 /** One decoded step, yielded as soon as it exists. */
@@ -26,12 +52,16 @@ export interface CaptionStep {
   alpha: number[];
   /** The whole current best caption so far. With beam search earlier words can change between steps. */
   hypothesis: string[];
+  /** When `word` names a detected object: its index in the start's `objects`. */
+  object?: number;
 }
 
 export interface CaptionWord {
   word: string;
   prob: number;
   alpha: number[];
+  /** When this word names a detected object: its index in `objects`. */
+  object?: number;
 }
 
 export interface CaptionResult {
@@ -40,6 +70,8 @@ export interface CaptionResult {
   words: CaptionWord[];
   /** [h, w] of each alpha grid. */
   grid: [number, number];
+  /** Confident detections, most confident first (empty with objects: false). */
+  objects: DetectedObject[];
   /** Wall time for decode + encode + search, milliseconds. */
   ms: number;
 }

@@ -11,7 +11,7 @@ import type { DecoderConfig } from "../model/config.ts";
 import { paramShapes, type Params } from "../model/decoder.ts";
 import { toParams } from "../model/index.ts";
 import { onnxDecoder } from "../model/onnx-decoder.ts";
-import { ensembleDecoder, greedyBatch, search, tfDecoder, type Hypothesis, type StepDecoder } from "../model/search.ts";
+import { ensembleDecoder, greedyBatch, search, tfDecoder, type Hypothesis, type SearchOptions, type StepDecoder } from "../model/search.ts";
 import { initBackend, tf } from "../model/tf.ts";
 import type { NamedArray } from "../model/weights.ts";
 
@@ -50,10 +50,12 @@ async function tinyDecoder(runtime: "tfjs" | "onnx", chain = P): Promise<{ decod
   return { decoder: tfDecoder(params), free: () => tf.dispose(Object.values(params)) };
 }
 
-async function run(decoder: StepDecoder, beam: number, signal?: AbortSignal, repeats: { blockRepeats: boolean; repeatable?: Set<number> } = { blockRepeats: false }) {
+type Extra = Pick<SearchOptions, "blockRepeats" | "repeatable" | "bias" | "constraints">;
+
+async function run(decoder: StepDecoder, beam: number, signal?: AbortSignal, extra: Extra = { blockRepeats: false }) {
   const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
   const events: Hypothesis[] = [];
-  const it = search(decoder, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...repeats, signal });
+  const it = search(decoder, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...extra, signal });
   try {
     let r = await it.next();
     while (!r.done) {
@@ -115,6 +117,35 @@ for (const runtime of ["tfjs", "onnx"] as const) {
     assert.deepEqual((await run(decoder, 1, undefined, { blockRepeats: true, repeatable: new Set([X]) })).final.ids, [X, X, X, Y]);
     // x as a content word: used once.
     assert.deepEqual((await run(decoder, 1, undefined, { blockRepeats: true, repeatable: new Set() })).final.ids, [X, Y]);
+    free();
+  });
+
+  test(`${runtime}: constrained search puts the required name in at the best place; a bias re-ranks words`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const none = { blockRepeats: false };
+    // Unconstrained beam 2 finds "y" (0.38). Required to contain x, the best caption that does is "x" (0.24),
+    // ahead of "y x" (0.4 * 0.05 * 0.4 = 0.008).
+    const mustX = await run(decoder, 2, undefined, { ...none, constraints: [{ label: "x", alternatives: [[X]] }] });
+    assert.deepEqual(mustX.final.ids, [X]);
+    assert.ok(Math.abs(Math.exp(mustX.final.logp) - 0.24) < 1e-3);
+    assert.equal(mustX.final.met, 1);
+    // A two-word name "y x": the only captions holding it are "y x" (0.008) and "x y x" (0.6 * 0.3 * 0.05 * 0.4 = 0.0036).
+    for (const beam of [1, 2]) {
+      const phrase = await run(decoder, beam, undefined, { ...none, constraints: [{ label: "yx", alternatives: [[Y, X]] }] });
+      assert.deepEqual(phrase.final.ids, [Y, X], `beam ${beam}`);
+      assert.ok(Math.abs(Math.exp(phrase.final.logp) - 0.008) < 1e-4);
+    }
+    // Any alternative counts: "x" or "y", and y's caption is the likelier (beam 2).
+    assert.deepEqual((await run(decoder, 2, undefined, { ...none, constraints: [{ label: "x|y", alternatives: [[X], [Y]] }] })).final.ids, [Y]);
+    // A bias of -Infinity bans a word: greedy then starts with y; a bonus on x's log-probability makes beam 2 pick "x".
+    const ban = new Float32Array(V), bonus = new Float32Array(V);
+    ban[X] = -Infinity;
+    bonus[X] = Math.log(2);
+    assert.deepEqual((await run(decoder, 1, undefined, { ...none, bias: ban })).final.ids, [Y]);
+    const boosted = await run(decoder, 2, undefined, { ...none, bias: bonus });
+    assert.deepEqual(boosted.final.ids, [X]); // 0.24 * 2 = 0.48 > 0.38
+    assert.ok(Math.abs(boosted.final.probs[0] - 0.6) < 1e-3, "reported probabilities are the model's own, not biased");
     free();
   });
 }

@@ -1,0 +1,99 @@
+/**
+ * Captions grounded in the detector's objects, at decoding time (the decoder itself is Flickr8k's):
+ *   - constrained beam search (Anderson et al. 2017): the names of the most confident detections
+ *     must appear in the caption; search.ts keeps separate beams for each set of names already used;
+ *   - a bonus on the log-probability of words that name a confident detection, and a penalty on
+ *     words that name a class the detector does not see at all ("a man" on a photo of noodles);
+ *   - the words Flickr8k never taught (notebooks-port/object-words.ts) are allowed only when their
+ *     object is detected.
+ * Every threshold here was chosen on the dev sets (Flickr8k dev and coco-dev); the model card has
+ * the figures.
+ */
+import { captionName, classOf, classOfWord, findObjectMentions } from "./objects.ts";
+import type { Constraint } from "./search.ts";
+import type { DetectedObject } from "./types.ts";
+import { UNK, type Vocabulary } from "./vocab.ts";
+
+export interface GroundingSettings {
+  /** Detections listed in results (and eligible below). */
+  showScore: number;
+  /** A detection this confident may put its name into the caption (bonus, new words, constraint). */
+  useScore: number;
+  /** A class detected below this score (or not at all) is absent: words naming it are penalised. */
+  absentScore: number;
+  /** Added to the log-probability of words naming a usable detection. */
+  bonus: number;
+  /** Subtracted from the log-probability of words naming an absent class. */
+  absentPenalty: number;
+  /** How many of the most confident usable detections (distinct classes) the caption must name. */
+  constraints: number;
+}
+
+export const GROUNDING_DEFAULTS: GroundingSettings = {
+  showScore: 0.3,
+  useScore: 0.35,
+  absentScore: 0.15,
+  bonus: 1,
+  absentPenalty: 2,
+  constraints: 1,
+};
+
+/** The decoding plan for one photo: a per-word log-probability bias and the names it must use. */
+export interface GroundingPlan {
+  bias: Float32Array;
+  constraints: Constraint[];
+}
+
+/** Per vocabulary id: the detector class the word names, or null. Computed once per model. */
+export function wordClasses(vocab: Vocabulary): (string | null)[] {
+  return vocab.words.map((w, i) => (i <= UNK ? null : classOfWord(w)));
+}
+
+/**
+ * `detections` are all the detector's peaks down to absentScore, most confident first; `extraWords`
+ * are the vocabulary ids that only a detection may unlock.
+ */
+export function groundingPlan(detections: readonly DetectedObject[], vocab: Vocabulary, classes: readonly (string | null)[], extraWords: ReadonlySet<number>, s: GroundingSettings): GroundingPlan {
+  const best = new Map<string, number>();
+  for (const d of detections) best.set(d.label, Math.max(best.get(d.label) ?? 0, d.score));
+  const bias = new Float32Array(vocab.size);
+  classes.forEach((cls, id) => {
+    if (cls === null) return;
+    const score = best.get(cls) ?? 0;
+    if (score >= s.useScore) bias[id] = s.bonus;
+    else if (extraWords.has(id)) bias[id] = -Infinity; // a word Flickr8k never taught, with no object to back it
+    else if (score < s.absentScore) bias[id] = -s.absentPenalty;
+  });
+  // Multi-word names ("fire hydrant", "hot dog") are unlocked token by token.
+  const constraints: Constraint[] = [];
+  for (const label of [...best.keys()].filter((l) => best.get(l)! >= s.useScore)) {
+    const name = captionName(label);
+    if (!name) continue;
+    const ids = name.map((w) => vocab.id(w));
+    if (ids.includes(UNK)) continue;
+    for (const id of ids) if (extraWords.has(id)) bias[id] = s.bonus;
+    if (constraints.length < s.constraints) {
+      // Any form counts: singular or plural ("zebras" for two zebras).
+      const plural = [...name.slice(0, -1), name.at(-1)! + (/(s|x|ch|sh)$/.test(name.at(-1)!) ? "es" : "s")].map((w) => vocab.id(w));
+      constraints.push({ label, alternatives: plural.includes(UNK) ? [ids] : [ids, plural] });
+    }
+  }
+  return { bias, constraints };
+}
+
+/** For each caption token, the index in `objects` of the detection it names (the most confident of its class). */
+export function linkWords(tokens: readonly string[], objects: readonly DetectedObject[]): (number | undefined)[] {
+  const out: (number | undefined)[] = tokens.map(() => undefined);
+  const indexOf = (cls: string) => {
+    const i = objects.findIndex((o) => o.label === cls);
+    return i < 0 ? undefined : i;
+  };
+  for (const m of findObjectMentions(tokens)) {
+    const i = indexOf(classOf(m.object));
+    for (let t = m.start; t < m.end; t++) out[t] = i;
+  }
+  tokens.forEach((t, k) => {
+    if (out[k] === undefined && classOfWord(t) === "person") out[k] = indexOf("person");
+  });
+  return out;
+}
