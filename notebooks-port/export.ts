@@ -10,7 +10,7 @@ import path from "node:path";
 import { DEFAULT_MODEL_DIR } from "../model/index.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
-import { loadDataset } from "./lib/dataset.ts";
+import { datasetName, loadDataset } from "./lib/dataset.ts";
 import { REPO_ROOT } from "./lib/flickr8k.ts";
 import { RUNS_DIR } from "./lib/paths.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
@@ -62,7 +62,7 @@ runStep(async () => {
     ? (mirrored[0] ? "mirrored images (left/right swapped in captions)" : "none")
     : chains.map((c, i) => `${c[0].config.name}: ${mirrored[i] ? "mirrored images" : "none"}`).join("; ");
   card.data = {
-    dataset: "Flickr8k", train: data.splits.train.length, dev: data.splits.dev.length, test: data.splits.test.length,
+    dataset: datasetName(data), train: data.splits.train.length, dev: data.splits.dev.length, test: data.splits.test.length,
     vocabulary: vocab.size, minCount: data.minCount, augmentation,
   };
   // Members may share runs (two fine-tunings of one model): each run is recorded once.

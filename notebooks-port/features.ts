@@ -9,7 +9,7 @@ import path from "node:path";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
-import { loadDataset } from "./lib/dataset.ts";
+import { imagePath, loadDataset } from "./lib/dataset.ts";
 import { CHUNK, chunkFile, type FeatureIndex } from "./lib/features.ts";
 import { featureDir } from "./lib/paths.ts";
 import { Progress } from "./lib/progress.ts";
@@ -56,7 +56,7 @@ runStep(async () => {
     const files = images.slice(chunk * CHUNK, Math.min(index.variants[variant], (chunk + 1) * CHUNK));
     const parts: Float32Array[] = [];
     for (let i = 0; i < files.length; i += cfg.batch) {
-      const px = await Promise.all(files.slice(i, i + cfg.batch).map((f) => toRgbSquare(path.join(data.imageDir, f), spec.inputSize, { flip: variant === "flip" })));
+      const px = await Promise.all(files.slice(i, i + cfg.batch).map((f) => toRgbSquare(imagePath(data, f), spec.inputSize, { flip: variant === "flip" })));
       const t = await encoder.encode(px);
       parts.push((await t.data()) as Float32Array);
       t.dispose();

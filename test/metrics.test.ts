@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bleu, ciderD, rougeL, scoreCaptions } from "../notebooks-port/lib/metrics.ts";
+import { bleu, ciderD, humanAgreement, objectRecall, rougeL, scoreCaptions } from "../notebooks-port/lib/metrics.ts";
 import { tokenize } from "../model/text.ts";
 
 const w = (s: string) => s.split(" ");
@@ -86,4 +86,75 @@ test("Flickr8k test split sanity figures", { skip: haveData ? false : `no Flickr
   const constant = scoreCaptions(caps.map(() => generic), caps);
   close(constant.bleu4, 0.041, 0.005, "constant BLEU-4");
   close(constant.cider, 0.094, 0.005, "constant CIDEr-D");
+});
+
+// Object recall, on hand-made captions whose answer is counted by hand in the comments.
+const t = (caps: string[]) => caps.map(tokenize);
+const OBJ_REFS = [
+  // dog: refs 1, 2 ("dogs"), 4 = 3 votes, counted; couch: 1 ("sofa"), 2, 3 = 3, counted; a puppy is no dog;
+  // "hot dog" is not a dog and has 1 vote; cat 1. Pairs: dog, couch.
+  t(["A dog on a sofa.", "Two dogs on a couch.", "A puppy on the couch.", "A dog sleeps.", "A cat near a hot dog."]),
+  // hot dog: 1, 2 ("hotdog"), 3 ("hot dogs"), 4 = 4 votes; dog: only ref 4's "a dog". Pairs: hot dog.
+  // (Reading "hot dog" as a dog would give dog 4 votes and a hit for the candidate below.)
+  t(["A hot dog on a plate.", "A hotdog with mustard.", "Hot dogs and fries.", "A dog eats a hot dog.", "A plate of food."]),
+  // horse: 3 votes, counted; bicycle: refs 4 and 5 ("bike") = 2 votes, not counted; person: ref 2 only.
+  t(["A man rides a horse.", "A person on a horse.", "A horse in a field.", "A man and a bicycle.", "A bike near a man."]),
+  // Only 4 references: still "at least 3", and sheep (irregular plural) has 3. Pairs: sheep.
+  t(["Three sheep.", "A sheep on a hill.", "Sheep grazing.", "A hill."]),
+];
+const OBJ_CANDS = t(["a dog on a sofa", "a dog eating", "a man rides a bike past a horse", "a cow on a hill"]);
+
+test("object recall: objects at least 3 references name, micro-averaged, aliases and plurals", () => {
+  // Hits: dog, couch (image 1); none (image 2: names a dog, not the hot dog); horse (image 3; the
+  // bike is not counted, only 2 refs named it); none (image 4). 3 of 5 pairs.
+  assert.deepEqual(objectRecall(OBJ_CANDS, OBJ_REFS), { recall: 3 / 5, pairs: 5, hits: 3 });
+  const s = scoreCaptions(OBJ_CANDS, OBJ_REFS);
+  assert.equal(s.objectRecall, 3 / 5);
+  assert.equal(s.objectRefs, 5);
+  // Naming every pair, some in other words than the candidate above ("couch" for "sofa", "hotdog").
+  const better = t(["dogs on a couch", "a hotdog", "a horse", "two sheep"]);
+  assert.deepEqual(objectRecall(better, OBJ_REFS), { recall: 1, pairs: 5, hits: 5 });
+  // Image by image: the micro-average is not the mean of per-image recalls (1, 0, 1, 0 -> 0.5).
+  assert.equal(objectRecall([OBJ_CANDS[0]], [OBJ_REFS[0]]).recall, 1);
+  assert.equal(objectRecall([OBJ_CANDS[1]], [OBJ_REFS[1]]).recall, 0);
+});
+
+test("object recall: the 3-reference threshold, and no pairs means NaN", () => {
+  // Two references naming a bicycle are not enough; three are.
+  const two = [t(["a bike", "a bicycle", "a road", "a tree", "a street"])];
+  assert.deepEqual(objectRecall(t(["a bicycle"]), two), { recall: NaN, pairs: 0, hits: 0 });
+  const three = [t(["a bike", "a bicycle", "bikes on a road", "a tree", "a street"])];
+  assert.deepEqual(objectRecall(t(["a bicycle"]), three), { recall: 1, pairs: 1, hits: 1 });
+  // A teddy bear is not a bear.
+  const teddy = [t(["a teddy bear", "a teddy bear on a bed", "teddy bears", "a toy", "a bed"])];
+  assert.deepEqual(objectRecall(t(["a bear on a bed"]), teddy), { recall: 0, pairs: 1, hits: 0 });
+  // One reference naming an object twice is one vote.
+  assert.equal(objectRecall(t(["a cat"]), [t(["a cat and a cat", "a cat", "a dog"])]).pairs, 0);
+});
+
+test("human agreement: caption 0 against the others", () => {
+  const refs = [t(["a dog runs", "a dog runs", "a dog runs fast"]), t(["a cat", "a red car"])];
+  const h = humanAgreement(refs);
+  const direct = scoreCaptions([refs[0][0], refs[1][0]], [refs[0].slice(1), refs[1].slice(1)]);
+  assert.equal(h.images, 2);
+  assert.equal(h.bleu4, direct.bleu4);
+  assert.equal(h.cider, direct.cider);
+  // An image with one caption has nothing to be scored against and is left out.
+  assert.equal(humanAgreement([...refs, t(["a lone caption"])]).images, 2);
+});
+
+// coco-dev's README gives pycocoevalcap's human agreement (caption 0 against the other captions).
+const cocoDir = process.env.COCO_DEV_DIR ?? fileURLToPath(new URL("../../shared/data/coco-dev/", import.meta.url));
+const cocoFile = join(cocoDir, "captions_coco-dev.json");
+
+test("coco-dev human agreement matches pycocoevalcap's figures", { skip: existsSync(cocoFile) ? false : `no coco-dev at ${cocoDir} (set COCO_DEV_DIR)` }, () => {
+  const coco = JSON.parse(readFileSync(cocoFile, "utf8")) as { images: { id: number }[]; annotations: { image_id: number; caption: string }[] };
+  const byImage = new Map<number, string[][]>();
+  for (const a of coco.annotations) byImage.set(a.image_id, [...(byImage.get(a.image_id) ?? []), tokenize(a.caption)]);
+  const h = humanAgreement(coco.images.map((i) => byImage.get(i.id)!));
+  assert.equal(h.images, 408);
+  close(h.bleu4, 0.207, 0.0015, "human BLEU-4");
+  close(h.cider, 0.967, 0.0015, "human CIDEr-D");
+  // People agree on most of what is in the picture, far from perfectly.
+  assert.ok(h.objectRefs > 250 && h.objectRecall > 0.7 && h.objectRecall < 0.85, `human object recall ${h.objectRecall} over ${h.objectRefs} pairs`);
 });

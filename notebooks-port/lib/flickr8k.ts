@@ -75,7 +75,7 @@ function readList(file: string): string[] {
 export function readFlickr8k(dir = DEFAULT_DATA_DIR): Flickr8k {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`data folder not found: ${dir} (pass --data DIR)`);
   const capFile = findFile(dir, ["Flickr8k.token.txt", "captions.txt"]);
-  if (!capFile) throw new DataError(`no Flickr8k.token.txt or captions.txt under ${dir}`);
+  if (!capFile) throw new DataError(`no Flickr8k.token.txt or captions.txt (Flickr8k) nor captions_*.json (COCO) under ${dir}`);
   const split = (n: string) => {
     const f = findFile(dir, [`Flickr_8k.${n}Images.txt`, `splits/Flickr_8k.${n}Images.txt`]);
     if (!f) throw new DataError(`no Flickr_8k.${n}Images.txt under ${dir}`);

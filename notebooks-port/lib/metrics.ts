@@ -1,6 +1,6 @@
 /**
  * Caption metrics that reproduce pycocoevalcap (the COCO caption evaluation code papers report with):
- * corpus BLEU-1..4, ROUGE-L and CIDEr-D. Inputs are already tokenised (model/text.ts `tokenize`,
+ * corpus BLEU-1..4, ROUGE-L and CIDEr-D; plus object recall (ours, see objectRecall). Inputs are already tokenised (model/text.ts `tokenize`,
  * which mirrors the PTB tokenisation pycocoevalcap runs first), so these functions only count words.
  *
  * candidates[i] is the one caption for image i; references[i] are its reference captions.
@@ -8,7 +8,15 @@
  * the point of these numbers is to be comparable with published ones.
  */
 
-export interface Scores { bleu1: number; bleu2: number; bleu3: number; bleu4: number; rougeL: number; cider: number }
+import { namedObjects } from "../../model/objects.ts";
+
+export interface Scores {
+  bleu1: number; bleu2: number; bleu3: number; bleu4: number; rougeL: number; cider: number;
+  /** Share of the reference-named (image, object) pairs the candidate names too (NaN when there are none). */
+  objectRecall: number;
+  /** How many (image, object) pairs the references name: the recall's denominator. */
+  objectRefs: number;
+}
 
 type Tokens = readonly string[];
 const MAX_N = 4;
@@ -186,8 +194,51 @@ export function ciderD(candidates: readonly Tokens[], references: readonly (read
   return candidates.reduce((s, c, i) => s + scorer.score(i, c), 0) / candidates.length;
 }
 
+/** How many of an image's references must name an object for the object to count as in the picture. */
+export const OBJECT_MIN_REFS = 3;
+
+/**
+ * Object recall: does the caption name what is in the picture? An object counts as in the picture
+ * when at least OBJECT_MIN_REFS of the image's references name it (model/objects.ts decides what
+ * names an object: plurals and aliases included, "hot dog" is not a dog). The threshold stays 3
+ * whatever the number of references (4 or 6 on a few COCO images), so an object is "in the picture"
+ * by the same count of people everywhere. Micro-averaged: hits / pairs over the whole corpus, so
+ * an image with three named objects weighs three times one with one. Images whose references
+ * agree on no object add nothing; with no pair at all the recall is NaN (undefined, not 0).
+ */
+export function objectRecall(candidates: readonly Tokens[], references: readonly (readonly Tokens[])[], minRefs = OBJECT_MIN_REFS): { recall: number; pairs: number; hits: number } {
+  checkInputs(candidates, references);
+  let pairs = 0, hits = 0;
+  candidates.forEach((cand, i) => {
+    const votes = new Map<string, number>();
+    for (const ref of references[i]) for (const o of namedObjects(ref)) votes.set(o, (votes.get(o) ?? 0) + 1);
+    const named = namedObjects(cand);
+    for (const [o, n] of votes) {
+      if (n < minRefs) continue;
+      pairs++;
+      if (named.has(o)) hits++;
+    }
+  });
+  return { recall: pairs ? hits / pairs : NaN, pairs, hits };
+}
+
 /** All metrics at once, in the shape the evaluation notebook reports. */
 export function scoreCaptions(candidates: string[][], references: string[][][]): Scores {
   const [bleu1, bleu2, bleu3, bleu4] = bleu(candidates, references);
-  return { bleu1, bleu2, bleu3, bleu4, rougeL: rougeL(candidates, references), cider: ciderD(candidates, references) };
+  const objects = objectRecall(candidates, references);
+  return {
+    bleu1, bleu2, bleu3, bleu4, rougeL: rougeL(candidates, references), cider: ciderD(candidates, references),
+    objectRecall: objects.recall, objectRefs: objects.pairs,
+  };
+}
+
+/**
+ * Human agreement: caption 0 of each image scored against the image's other captions (the
+ * pycocoevalcap convention for a "human" row), so the figures come from this very scorer.
+ * Images with a single caption have nothing to be scored against and are left out.
+ */
+export function humanAgreement(references: readonly (readonly string[][])[]): Scores & { images: number } {
+  const usable = references.filter((r) => r.length >= 2);
+  const s = scoreCaptions(usable.map((r) => r[0]), usable.map((r) => r.slice(1)));
+  return { ...s, images: usable.length };
 }

@@ -11,6 +11,41 @@ const peak = (history: { peakRssMB?: number }[]) => {
   return mb ? `, peak RSS ${(mb / 1024).toFixed(1)} GiB` : ""; // maxRSS is recorded in MiB
 };
 
+/** The evaluated sets, in the card's order: key in card.scores, heading, and the ablation's key. */
+const SETS = [
+  { key: "test", title: "Flickr8k test split, 1,000 images" },
+  { key: "coco-dev", title: "coco-dev, 408 everyday COCO photos (never trained on)" },
+] as const;
+
+/**
+ * One table per evaluated set: each decoding with and without objects (the ablation,
+ * `evaluate --objects=false`), and the human row (caption 0 against the other captions, scored by
+ * the same code) to read the model's figures against.
+ */
+function scoreTables(card: any): string[] {
+  const out: string[] = [];
+  for (const { key, title } of SETS) {
+    const rows: [string, any][] = [
+      ...Object.entries(card.scores?.[key] ?? {}).map(([k, s]) => [k.replace("beam", "beam "), s] as [string, any]),
+      ...Object.entries(card.scores?.[`${key}-no-objects`] ?? {}).map(([k, s]) => [`${k.replace("beam", "beam ")}, objects off`, s] as [string, any]),
+    ];
+    if (!rows.length) continue;
+    out.push(`## Scores (${title})`, "", "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | CIDEr-D | object recall | mean length | distinct captions | median ms/image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const [label, s] of rows) {
+      out.push(`| ${label} | ${f(s.bleu1)} | ${f(s.bleu2)} | ${f(s.bleu3)} | ${f(s.bleu4)} | ${f(s.rougeL)} | ${f(s.cider)} | ${f(s.objectRecall)} | ${f(s.meanLength, 1)} | ${(100 * s.distinct).toFixed(1)}% | ${f(s.medianMs, 1)} |`);
+    }
+    const h = card.human?.[key];
+    if (h) out.push(`| human (caption 0 against the others) | ${f(h.bleu1)} | ${f(h.bleu2)} | ${f(h.bleu3)} | ${f(h.bleu4)} | ${f(h.rougeL)} | ${f(h.cider)} | ${f(h.objectRecall)} | – | – | – |`);
+    out.push("");
+  }
+  if (out.length) {
+    out.push("Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from each set's references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`. " +
+      "Object recall: of the objects at least 3 of a photo's reference captions name (model/objects.ts: COCO's 80 classes and a few of their parts, with plurals and aliases), the share the caption names too, over all photos. " +
+      "\"objects off\" rows are the same model with object detection switched off (the Flickr8k-only captioner).", "");
+  }
+  return out;
+}
+
 export function writeModelCardMarkdown(modelDir: string): string {
   const card = JSON.parse(readFileSync(path.join(modelDir, "model-card.json"), "utf8"));
   const a = card.architecture ?? {};
@@ -31,15 +66,8 @@ export function writeModelCardMarkdown(modelDir: string): string {
   const curves: string[] = [card.curves ?? []].flat();
   if (curves.length) lines.push(`Training curves: ${curves.map((c) => `[${c}](${c})`).join(", ")}.`, "");
   const d = card.data;
-  if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images (the standard splits), 5 captions each. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
-  const scores = card.scores?.test;
-  if (scores) {
-    lines.push("## Scores (Flickr8k test split, 1,000 images)", "", "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | CIDEr-D | mean length | distinct captions | median ms/image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (const [k, s] of Object.entries(scores) as [string, any][]) {
-      lines.push(`| ${k.replace("beam", "beam ")} | ${f(s.bleu1)} | ${f(s.bleu2)} | ${f(s.bleu3)} | ${f(s.bleu4)} | ${f(s.rougeL)} | ${f(s.cider)} | ${f(s.meanLength, 1)} | ${(100 * s.distinct).toFixed(1)}% | ${f(s.medianMs, 1)} |`);
-    }
-    lines.push("", "Scored like pycocoevalcap (PTB-style tokens, corpus BLEU with closest reference length, CIDEr-D with idf from the test references); the scorer reproduces the reference sanity figures in `test/metrics.test.ts`.", "");
-  }
+  if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images${d.dataset === "Flickr8k" ? " (the standard splits), 5 captions each" : ""}. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
+  lines.push(...scoreTables(card));
   for (const t of card.training ?? []) {
     lines.push(`## Training run \`${t.run}\``, "", `Started from: ${["auto", "scratch"].includes(t.init) ? "scratch (word vectors from GloVe)" : t.init}. ${t.epochs} epoch${t.epochs === 1 ? "" : "s"}, best dev greedy CIDEr-D ${f(t.bestDevCiderGreedy)} at epoch ${ep(t.bestEpoch)}; ${(t.seconds / 60).toFixed(1)} min of training at ${t.tokensPerSec} tokens/s (2 CPU cores)${peak(t.history)}.`, "");
     lines.push("Hyper-parameters: " + Object.entries(t.hyperParameters).map(([k, v]) => `${k} ${v}`).join(", ") + ".", "");

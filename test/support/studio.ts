@@ -10,6 +10,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 /** Flickr8k, read in place (never copied into the repo); FLICKR8K_DIR points elsewhere. */
 export const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
 export const IMAGES = path.join(DATA, "images");
+/** COCO's everyday photos (coco-dev), read in place too; COCO_DEV_DIR points elsewhere. */
+export const COCO = process.env.COCO_DEV_DIR ?? path.resolve(ROOT, "..", "shared", "data", "coco-dev");
 
 /** A studio with the real captioner, listening on 127.0.0.1 at a port the OS picks. The caller closes it. */
 export async function startStudio(captioner: Captioner, overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; config: ServerConfig; url: string; port: number }> {
