@@ -2,10 +2,11 @@
  * Captioning speed on this machine: end-to-end greedy caption of a 224 px JPEG (decode + encoder
  * + decoder), encoder time, decoder time per step, each on onnxruntime (what the app uses) and on
  * tfjs-wasm (the reference), the encoder's FLOP count against a matmul roofline measured in the
- * same run, model load time and peak RSS. Prints medians.
+ * same run, model load time and peak RSS; end to end with objects (detection + grounding) against
+ * without them, on Flickr8k and coco-dev photos. Prints medians.
  *   npm run bench
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
@@ -105,26 +106,40 @@ feats.dispose();
 const decodeMs: number[] = [];
 for (const bt of bytes.slice(0, 20)) decodeMs.push(await time(() => toRgbSquare(bt, s)));
 
-// End to end through the public API: what the app runs ("auto": onnxruntime where it works), and
-// everything on tfjs-wasm (the reference) as the baseline.
+// End to end through the public API: what the app runs ("auto": onnxruntime where it works), the
+// same without objects (loadCaptioner({ objects: false }): no detection head, no grounding: the
+// captioner before objects existed), and everything on tfjs-wasm (the reference). Each on Flickr8k
+// JPEGs and, where coco-dev is present, on everyday COCO photos (where grounding has work to do).
+const cocoDir = process.env.COCO_DEV_DIR ?? path.resolve(ROOT, "../shared/data/coco-dev/images");
+const cocoBytes = existsSync(cocoDir) ? readdirSync(cocoDir).sort().slice(0, N).map((f) => readFileSync(path.join(cocoDir, f))) : [];
 const loadMs = await time(async () => (await loadCaptioner()).dispose());
-const e2e: Record<string, { runtime: string; beam: Record<number, number[]>; firstWord: number[]; perWord: number[] }> = {};
-for (const runtime of ["auto", "tfjs"] as const) {
-  const captioner = await loadCaptioner({ runtime });
-  const r0: (typeof e2e)[string] = { runtime: `encoder ${captioner.runtime.encoder}, decoder ${captioner.runtime.decoder}`, beam: { 1: [], 3: [] }, firstWord: [], perWord: [] };
-  e2e[runtime] = r0;
-  for (const beam of [1, 3]) {
-    for (const bt of runtime === "auto" ? bytes : bytes.slice(0, 20)) {
-      const t0 = performance.now();
-      const it = captioner.steps(bt, { beam });
-      let r = await it.next();
-      const first = performance.now() - t0;
-      while (!r.done) r = await it.next();
-      const total = performance.now() - t0;
-      r0.beam[beam].push(total);
-      if (beam === 1) {
-        r0.firstWord.push(first);
-        r0.perWord.push((total - first) / Math.max(1, r.value.words.length - 1));
+type Row = { runtime: string; beam: Record<number, number[]>; firstWord: number[]; perWord: number[]; objects: number };
+const e2e: Record<string, Row> = {};
+const VARIANTS = [
+  { name: "app (runtime auto, objects on)", load: { runtime: "auto" as const }, sets: { flickr8k: bytes, coco: cocoBytes } },
+  { name: "app without objects (runtime auto, objects: false)", load: { runtime: "auto" as const, objects: false }, sets: { flickr8k: bytes, coco: cocoBytes } },
+  { name: "reference (runtime tfjs, objects on)", load: { runtime: "tfjs" as const }, sets: { flickr8k: bytes.slice(0, 20) } },
+];
+for (const v of VARIANTS) {
+  const captioner = await loadCaptioner(v.load);
+  for (const [set, images] of Object.entries(v.sets)) {
+    if (!images.length) continue;
+    const r0: Row = { runtime: `encoder ${captioner.runtime.encoder}, decoder ${captioner.runtime.decoder}`, beam: { 1: [], 3: [] }, firstWord: [], perWord: [], objects: 0 };
+    e2e[`${v.name} on ${set}`] = r0;
+    for (const beam of [1, 3]) {
+      for (const bt of images) {
+        const t0 = performance.now();
+        const it = captioner.steps(bt, { beam });
+        let r = await it.next();
+        const first = performance.now() - t0;
+        while (!r.done) r = await it.next();
+        const total = performance.now() - t0;
+        r0.beam[beam].push(total);
+        if (beam === 1) {
+          r0.firstWord.push(first);
+          r0.perWord.push((total - first) / Math.max(1, r.value.words.length - 1));
+          r0.objects += r.value.objects.length / images.length;
+        }
       }
     }
   }
@@ -143,8 +158,13 @@ for (const [runtime, ms] of Object.entries(stepMs)) {
 }
 for (const [name, r] of Object.entries(e2e)) {
   const n = r.beam[1].length;
-  console.log(`  ${name === "auto" ? "app (runtime auto" : "reference (runtime tfjs"}: ${r.runtime}; ${n} images)`);
+  console.log(`  ${name}: ${r.runtime}; ${n} images, ${r.objects.toFixed(2)} objects per photo`);
   console.log(`    greedy: end-to-end ${median(r.beam[1]).toFixed(1)} ms (p99 ${p99(r.beam[1]).toFixed(1)}), first word ${median(r.firstWord).toFixed(1)} ms, then ${median(r.perWord).toFixed(2)} ms per word`);
   console.log(`    beam 3: end-to-end ${median(r.beam[3]).toFixed(1)} ms (p99 ${p99(r.beam[3]).toFixed(1)})`);
+}
+for (const set of ["flickr8k", "coco"]) {
+  const on = e2e[`${VARIANTS[0].name} on ${set}`], off = e2e[`${VARIANTS[1].name} on ${set}`];
+  if (!on || !off) continue;
+  console.log(`  objects on / off, ${set}: greedy ${(median(on.beam[1]) / median(off.beam[1])).toFixed(2)}x (target <= 1.3x), beam 3 ${(median(on.beam[3]) / median(off.beam[3])).toFixed(2)}x, first word ${(median(on.firstWord) / median(off.firstWord)).toFixed(2)}x`);
 }
 console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MiB`);

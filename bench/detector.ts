@@ -16,6 +16,7 @@ import { decodeDetections } from "../model/detector.ts";
 import { centernetGraph, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { classOf, namedObjects } from "../model/objects.ts";
+import type { DetectedObject } from "../model/types.ts";
 import { tokenize } from "../model/text.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -27,6 +28,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const json = JSON.parse(readFileSync(path.join(COCO, "captions_coco-dev.json"), "utf8")) as { images: { id: number; file_name: string }[]; annotations: { image_id: number; caption: string }[] };
 const refs = new Map<number, string[][]>();
+
 for (const a of json.annotations) refs.set(a.image_id, [...(refs.get(a.image_id) ?? []), tokenize(a.caption)]);
 const images = json.images.slice(0, Number(args.limit ?? json.images.length));
 // Per photo: how many references name each detector class.
@@ -52,7 +54,7 @@ const report: Record<string, unknown> = { photos: images.length, featuresOnlyMs2
 for (const size of sizes) {
   const enc = await loadEncoder({ name: `centernet-${size}`, inputSize: size, graphs: [centernetGraph()] }, "onnx", { heads: true });
   const ms: number[] = [];
-  const dets = [];
+  const dets: DetectedObject[][] = [];
   const t0 = performance.now();
   for (const [i, im] of images.entries()) {
     const px = await toRgbSquare(path.join(COCO, "images", im.file_name), size);

@@ -27,6 +27,10 @@ export interface GroundingSettings {
   absentPenalty: number;
   /** How many of the most confident usable detections (distinct classes) the caption must name. */
   constraints: number;
+  /** A caption with the required names may score this much worse per word than the model's own and still win (search.ts `slack`). */
+  slack: number;
+  /** Weight of the everyday-caption language prior (model/language-prior.ts) when a name is required; 0 = off. */
+  priorWeight: number;
 }
 
 export const GROUNDING_DEFAULTS: GroundingSettings = {
@@ -36,6 +40,8 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   bonus: 1,
   absentPenalty: 2,
   constraints: 1,
+  priorWeight: 0,
+  slack: Infinity,
 };
 
 /** The decoding plan for one photo: a per-word log-probability bias and the names it must use. */

@@ -10,6 +10,7 @@ import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
 import { decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
+import { loadLanguagePrior } from "./language-prior.ts";
 import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type GroundingPlan, type GroundingSettings } from "./grounding.ts";
 import { toRgbSquare } from "./image.ts";
 import { onnxDecoder } from "./onnx-decoder.ts";
@@ -40,6 +41,11 @@ export interface LoadOptions {
   runtime?: Runtime | "auto";
   /** Grounding thresholds and weights (model/grounding.ts); the defaults were chosen on the dev sets. */
   grounding?: Partial<GroundingSettings>;
+  /**
+   * false: load the Flickr8k-only captioner, without the detector's head (its pass costs nothing
+   * extra then); every call behaves as with CaptionOptions.objects false. Default true.
+   */
+  objects?: boolean;
 }
 
 /** At most this many objects are listed per photo. */
@@ -132,7 +138,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   await initBackend();
   const runtime = opts.runtime ?? "auto";
   const { config, members, vocab, extraWords } = loadDecoder(modelDir);
-  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: true }), stepDecoders(config, members, runtime)]);
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: opts.objects ?? true }), stepDecoders(config, members, runtime)]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as Record<string, unknown>) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
@@ -141,6 +147,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const defaults = { ...DECODE_DEFAULTS, maxLen: config.maxLen, ...opts.defaults };
   const repeatable = new Set(vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])));
   const grounding = { ...GROUNDING_DEFAULTS, ...opts.grounding };
+  const prior = loadLanguagePrior(modelDir, vocab.size);
   const classes = wordClasses(vocab);
   const extraIds = new Set(Array.from({ length: extraWords }, (_, i) => vocab.size - extraWords + i));
   // Without objects the added words are never used: the captioner is Flickr8k's alone.
@@ -164,7 +171,9 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
       plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) });
     }
     o.onStart?.({ objects, grid: config.grid });
-    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, signal: o.signal });
+    // The everyday-caption prior speaks only when a detected name must go in: Flickr8k-like photos decode as before.
+    const fused = prior && grounding.priorWeight > 0 && plan.constraints.length ? { weight: grounding.priorWeight, model: prior } : undefined;
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, prior: fused, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {

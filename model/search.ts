@@ -6,6 +6,7 @@
 import { imageState, step, toLogits, type ImageState, type Params } from "./decoder.ts";
 import { mm } from "./fastgrad.ts";
 import { tf } from "./tf.ts";
+import type { LanguagePrior } from "./language-prior.ts";
 import { END, PAD, START, UNK } from "./vocab.ts";
 
 export interface SearchOptions {
@@ -19,12 +20,21 @@ export interface SearchOptions {
   repeatable?: ReadonlySet<number>;
   /** Added to each word's log-probability when ranking (grounding's bonuses and penalties; -Infinity bans). */
   bias?: Float32Array;
+  /** Shallow fusion: weight * the prior's log score of each word, given the previous two, is added when ranking. */
+  prior?: { weight: number; model: LanguagePrior };
   /**
    * Names the caption must contain (constrained beam search, Anderson et al. 2017): hypotheses are
    * kept in separate beams by which constraints they have met, and the result comes from the beam
    * that met the most. At most 3 (each doubles the rows decoded).
    */
   constraints?: readonly Constraint[];
+  /**
+   * How much worse (in ranking score per word) the best caption that meets the constraints may be than
+   * the best caption overall and still be chosen; beyond that the model's own caption wins, on the
+   * grounds that a name it finds that unlikely is more often a false detection than a missing word.
+   * Default Infinity: the constraints always win when any hypothesis meets them.
+   */
+  slack?: number;
   signal?: AbortSignal;
 }
 
@@ -197,6 +207,13 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   };
   const bias = o.bias;
   const better = (a: Hypothesis, b: Hypothesis) => popcount(a.met) - popcount(b.met) || normScore(a, o.lengthPenalty) - normScore(b, o.lengthPenalty);
+  const slack = o.slack ?? Infinity;
+  /** The most-constrained best, unless the plain best beats it by more than the slack. */
+  const pick = (pool: Hypothesis[]) => {
+    const grounded = pool.reduce((a, b) => (better(b, a) > 0 ? b : a));
+    const plain = pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a));
+    return normScore(plain, o.lengthPenalty) - normScore(grounded, o.lengthPenalty) > slack ? plain : grounded;
+  };
   const metBy = (ids: number[], met: number) => {
     cons.forEach((c, i) => { if (!(met & (1 << i)) && c.alternatives.some((alt) => endsWith(ids, alt))) met |= 1 << i; });
     return met;
@@ -218,7 +235,11 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const h = live[k];
         const row = logp.subarray(k * V, (k + 1) * V);
         for (const b of BANNED) row[b] = -Infinity;
-        const score = (w: number) => row[w] + (bias ? bias[w] : 0);
+        const lm = o.prior ? o.prior.model.logScores(h.ids.at(-2) ?? START, h.ids.at(-1) ?? START) : null;
+        const wt = o.prior?.weight ?? 0;
+        const score = lm
+          ? (w: number) => row[w] + (bias ? bias[w] : 0) + wt * lm[w]
+          : (w: number) => row[w] + (bias ? bias[w] : 0);
         const add = (w: number) => cands.push({ k, w, lp: h.logp + score(w), p: Math.exp(row[w]) });
         if (t === o.maxLen) { // out of room: the only move left is to stop
           add(END);
@@ -278,7 +299,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       if (done.length >= K && live.every((l) => l.met !== FULL || normScore(l, o.lengthPenalty) < bestDone)) live = [];
       const pool = [...finished, ...live];
       if (!pool.length) break;
-      const best = trimEnd(pool.reduce((a, b) => (better(b, a) > 0 ? b : a)));
+      const best = trimEnd(pick(pool));
       // Report only changes: a step that merely ends the caption, or keeps the same leader, adds nothing.
       const key = best.ids.join(" ");
       if (key !== lastKey) {
@@ -287,7 +308,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       }
     }
     const pool = finished.length ? finished : live;
-    return trimEnd(pool.reduce((a, b) => (better(b, a) > 0 ? b : a)));
+    return trimEnd(pick(pool));
   } finally {
     run.dispose();
   }
