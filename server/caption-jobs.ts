@@ -6,24 +6,31 @@
  * generator is closed so its tensors are freed.
  */
 import { ImageError } from "../model/image.ts";
-import type { Captioner, CaptionResult, CaptionStep } from "../model/types.ts";
+import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject } from "../model/types.ts";
 import type { ServerConfig } from "./config.ts";
 import { decodeMessage, inspectUpload } from "./decode-upload.ts";
 import { StudioError } from "./errors.ts";
-import { ErrorCode } from "./events.ts";
+import { ErrorCode, type ObjectResult, type WordResult } from "./events.ts";
 import { JobQueue, QueueClosedError, QueueFullError } from "./queue.ts";
 
 export interface JobOptions {
   beam: number;
   maxLen: number;
+  /** Detect objects (and ground the caption in them); false = the Flickr8k-only captioner. */
+  objects: boolean;
 }
 
 export interface JobHooks {
   signal?: AbortSignal;
   /** The job waits; 1 = next. */
   onQueued?: (position: number) => void;
-  /** The job got a slot; decoding starts. */
+  /** The job got a slot; the image is about to be decoded and encoded. */
   onStarted?: (grid: [number, number]) => void;
+  /**
+   * The image is encoded and its objects detected: called once per job, before the first
+   * onStep (and before the job resolves, even for a caption of no words).
+   */
+  onDecoding?: (start: { grid: [number, number]; objects: ObjectResult[] }) => void;
   /** One decoded step (unchanged repeats are skipped); the next step waits for a returned promise. */
   onStep?: (step: CaptionStep) => void | Promise<void>;
 }
@@ -37,8 +44,11 @@ export interface JobOutcome {
 }
 
 export interface CaptionJobs {
-  /** Checks beam/maxLen from a request (numbers or numeric strings); throws StudioError(bad_request). */
-  options(input: { beam?: unknown; maxLen?: unknown }): JobOptions;
+  /**
+   * Checks beam/maxLen (numbers or numeric strings) and objects (a boolean, or "true"/"false"/"1"/"0")
+   * from a request; throws StudioError(bad_request).
+   */
+  options(input: { beam?: unknown; maxLen?: unknown; objects?: unknown }): JobOptions;
   run(bytes: Uint8Array, opts: JobOptions, hooks?: JobHooks): Promise<JobOutcome>;
   /** Counts a request's whole handling as in flight, for a graceful shutdown. */
   track<T>(p: Promise<T>): Promise<T>;
@@ -54,6 +64,35 @@ function intOption(name: string, v: unknown, fallback: number, max: number): num
     throw new StudioError(ErrorCode.BadRequest, `${name} must be a whole number from 1 to ${max}`);
   }
   return n;
+}
+
+function boolOption(name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined || v === null || v === "") return fallback;
+  if (typeof v === "boolean") return v;
+  if (typeof v === "string") {
+    const t = v.trim().toLowerCase();
+    if (t === "true" || t === "1") return true;
+    if (t === "false" || t === "0") return false;
+  }
+  throw new StudioError(ErrorCode.BadRequest, `${name} must be true or false (or 1 / 0), got ${JSON.stringify(typeof v === "string" ? v.slice(0, 20) : v) ?? typeof v}`);
+}
+
+/** The model's detections as the API sends them (a copy: only the documented fields). */
+export function toObjectResults(objects: readonly DetectedObject[]): ObjectResult[] {
+  return objects.map((o) => ({ label: o.label, score: o.score, box: [o.box[0], o.box[1], o.box[2], o.box[3]] }));
+}
+
+/** A word's or step's `object` index, kept only when it points into `count` objects. */
+export function objectIndex(object: number | undefined, count: number): number | undefined {
+  return Number.isInteger(object) && object! >= 0 && object! < count ? object : undefined;
+}
+
+/** The model's words as the API sends them: `object` only where the word names a detection. */
+export function toWordResults(words: readonly CaptionWord[], objectCount: number): WordResult[] {
+  return words.map((w) => {
+    const object = objectIndex(w.object, objectCount);
+    return object === undefined ? { word: w.word, prob: w.prob, alpha: w.alpha } : { word: w.word, prob: w.prob, alpha: w.alpha, object };
+  });
 }
 
 /** One trip round the event loop (I/O callbacks and timers get to run). */
@@ -99,13 +138,26 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
           const timer = setTimeout(() => ctl.abort(new StudioError(ErrorCode.Timeout, `the caption took longer than ${config.jobTimeoutMs} ms and was stopped`)), config.jobTimeoutMs);
           try {
             hooks.onStarted?.([...captioner.grid]);
-            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, signal });
+            // `onDecoding` comes from the model's onStart (after encoding, with the detections);
+            // should a captioner not call it, the first step (or the result) stands in for it,
+            // so clients can always rely on it coming first, exactly once.
+            let begun = false;
+            const begin = (s: CaptionStart) => {
+              if (begun || signal.aborted) return;
+              begun = true;
+              hooks.onDecoding?.({ grid: [s.grid[0], s.grid[1]], objects: toObjectResults(s.objects) });
+            };
+            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, objects: opts.objects, signal, onStart: begin });
             let last = "";
             try {
               for (;;) {
                 const r = await gen.next();
-                if (r.done) return { result: r.value, ms: performance.now() - t0, waitMs: t0 - enqueued };
+                if (r.done) {
+                  begin({ grid: r.value.grid, objects: r.value.objects ?? [] });
+                  return { result: r.value, ms: performance.now() - t0, waitMs: t0 - enqueued };
+                }
                 signal.throwIfAborted();
+                begin({ grid: [...captioner.grid], objects: [] });
                 // The search yields only changes; this guard keeps the one-step-per-change contract
                 // for clients even if a captioner does not.
                 const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}`;
@@ -146,6 +198,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
       return {
         beam: intOption("beam", input.beam, config.beam, config.maxBeam),
         maxLen: intOption("maxLen", input.maxLen, config.maxLen, config.maxLenLimit),
+        objects: boolOption("objects", input.objects, true),
       };
     },
     run,

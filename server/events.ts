@@ -10,7 +10,7 @@
 export const ErrorCode = Object.freeze({
   /** The upload is not a usable image (empty, corrupt, truncated, wrong type, too many pixels). */
   BadImage: "bad_image",
-  /** The request itself is malformed (missing image, bad beam or maxLen). */
+  /** The request itself is malformed (missing image, bad beam, maxLen or objects). */
   BadRequest: "bad_request",
   /** No such endpoint, or a result picture that has expired. */
   NotFound: "not_found",
@@ -45,6 +45,8 @@ export interface CaptionRequest {
   beam?: number;
   /** Maximum words. Default: the server's --max-len. */
   maxLen?: number;
+  /** Detect objects (default true); false = the Flickr8k-only captioner, `objects` comes back empty. */
+  objects?: boolean;
 }
 
 export type CaptionAck = { ok: true; id: string } | { ok: false; code: ErrorCode; message: string };
@@ -62,10 +64,23 @@ export interface QueuedEvent {
   position: number;
 }
 
+/**
+ * One detected object (COCO class). `box` is [x, y, width, height] as fractions (0..1) of the
+ * image's width and height, top-left origin.
+ */
+export interface ObjectResult {
+  label: string;
+  /** Detector confidence, 0..1. */
+  score: number;
+  box: [number, number, number, number];
+}
+
 export interface StartedEvent {
   id: string;
   /** [h, w] of every `alpha` grid that follows. */
   grid: [number, number];
+  /** The detected objects, most confident first; `step.object` and `words[].object` index into it. */
+  objects: ObjectResult[];
 }
 
 export interface StepEvent {
@@ -79,12 +94,16 @@ export interface StepEvent {
   alpha: number[];
   /** The whole current best caption; with beam search earlier words may change. */
   hypothesis: string[];
+  /** Present when `word` names a detected object: its index in `started.objects`. */
+  object?: number;
 }
 
 export interface WordResult {
   word: string;
   prob: number;
   alpha: number[];
+  /** Present when the word names a detected object: its index in `objects`. */
+  object?: number;
 }
 
 export interface DoneEvent {
@@ -92,6 +111,8 @@ export interface DoneEvent {
   caption: string;
   words: WordResult[];
   grid: [number, number];
+  /** The detected objects (as in `started`), most confident first. */
+  objects: ObjectResult[];
   /** Processing time (image decode + model), milliseconds; excludes waiting in the queue. */
   ms: number;
   /** Time spent waiting in the queue, milliseconds. */

@@ -1,18 +1,23 @@
 /**
  * The downloadable result picture, drawn with sharp: the caption on top, then the photo and one
  * tile per word with that word's attention over the photo and the word (and its probability)
- * underneath. Heatmaps come from static/heatmap.js, so the picture matches the page.
+ * underneath. Heatmaps come from static/heatmap.js, so the picture matches the page. Detected
+ * objects are drawn as labelled boxes ("giraffe 87%") on the photo tile, and a word that names
+ * one gets that object's box on its tile; colours and labels come from static/objects.js.
  */
 import sharp, { type OverlayOptions } from "sharp";
 import type { RawImage } from "../model/types.ts";
 import { blendRgb, upsampleGrid, type ColormapName } from "../static/heatmap.js";
-import type { WordResult } from "./events.ts";
+import { clampBox, objectColor, objectLabel } from "../static/objects.js";
+import type { ObjectResult, WordResult } from "./events.ts";
 
 export interface PictureInput {
   photo: RawImage;
   caption: string;
   words: readonly WordResult[];
   grid: readonly [number, number];
+  /** Detected objects (boxes as fractions of the photo); words[].object indexes into them. */
+  objects?: readonly ObjectResult[];
   colormap?: ColormapName;
   opacity?: number;
 }
@@ -39,8 +44,27 @@ function wrap(text: string, maxChars: number): string[] {
   return lines.length ? lines : [""];
 }
 
+/** SVG for one labelled box on a tile of tw x th px at (left, top). */
+function boxSvg(o: ObjectResult, index: number, left: number, top: number, tw: number, th: number): string {
+  const b = clampBox(o.box);
+  if (!b) return "";
+  const x = left + b[0] * tw, y = top + b[1] * th, w = b[2] * tw, h = b[3] * th;
+  const color = objectColor(index);
+  const label = objectLabel(o);
+  const lw = Math.min(tw, Math.ceil(label.length * 6.8) + 8), lh = 16;
+  // The label sits on the box's top edge, inside the tile: above the box if there is room, else inside it.
+  const lx = Math.min(Math.max(left, x - 1), left + tw - lw);
+  const ly = y - lh >= top ? y - lh : Math.min(y, top + th - lh);
+  return (
+    `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="#0b0f17" stroke-opacity="0.55" stroke-width="4"/>` +
+    `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="${color}" stroke-width="2"/>` +
+    `<rect x="${lx.toFixed(1)}" y="${ly.toFixed(1)}" width="${lw}" height="${lh}" rx="3" fill="${color}"/>` +
+    `<text x="${(lx + 4).toFixed(1)}" y="${(ly + 12).toFixed(1)}" font-family="${FONT}" font-size="11" font-weight="bold" fill="#0b0f17">${esc(label)}</text>`
+  );
+}
+
 /** Renders the result picture as PNG bytes. */
-export async function renderPicture({ photo, caption, words, grid, colormap = "inferno", opacity = 0.65 }: PictureInput): Promise<Buffer> {
+export async function renderPicture({ photo, caption, words, grid, objects = [], colormap = "inferno", opacity = 0.65 }: PictureInput): Promise<Buffer> {
   const scale = TILE / Math.max(photo.width, photo.height);
   const tw = Math.max(1, Math.round(photo.width * scale));
   const th = Math.max(1, Math.round(photo.height * scale));
@@ -54,10 +78,13 @@ export async function renderPicture({ photo, caption, words, grid, colormap = "i
     .toBuffer();
 
   const [gh, gw] = grid;
-  const tiles: { rgb: Uint8Array; label: string; sub: string }[] = [{ rgb: base, label: "photo", sub: `${words.length} words` }];
+  const photoSub = objects.length ? `${words.length} words · ${objects.length} object${objects.length === 1 ? "" : "s"}` : `${words.length} words`;
+  const all = objects.map((_, i) => i);
+  const tiles: { rgb: Uint8Array; label: string; sub: string; boxes: number[] }[] = [{ rgb: base, label: "photo", sub: photoSub, boxes: all }];
   for (const w of words) {
     const values = upsampleGrid(w.alpha, gh, gw, tw, th);
-    tiles.push({ rgb: blendRgb(base, values, { colormap, opacity }), label: w.word, sub: `p = ${w.prob.toFixed(2)}` });
+    const named = w.object !== undefined && objects[w.object] ? [w.object] : [];
+    tiles.push({ rgb: blendRgb(base, values, { colormap, opacity }), label: w.word, sub: `p = ${w.prob.toFixed(2)}`, boxes: named });
   }
 
   const cols = Math.min(MAX_COLUMNS, tiles.length);
@@ -78,6 +105,8 @@ export async function renderPicture({ photo, caption, words, grid, colormap = "i
     const left = PAD + (i % cols) * (cellW + PAD) + Math.floor((cellW - tw) / 2);
     const top = head + Math.floor(i / cols) * (th + LABEL + PAD);
     composites.push({ input: Buffer.from(t.rgb.buffer, t.rgb.byteOffset, t.rgb.byteLength), raw: { width: tw, height: th, channels: 3 }, left, top });
+    // Least confident first, so the most confident box and label end up on top.
+    for (const k of [...t.boxes].reverse()) svg.push(boxSvg(objects[k], k, left, top, tw, th));
     const cx = PAD + (i % cols) * (cellW + PAD) + cellW / 2;
     const bold = i === 0 ? "normal" : "bold";
     svg.push(`<text x="${cx}" y="${top + th + 21}" text-anchor="middle" font-family="${FONT}" font-size="17" font-weight="${bold}" fill="#111827">${esc(t.label)}</text>`);

@@ -6,13 +6,15 @@
  */
 import type { RawImage } from "../model/types.ts";
 import { decodeUpload, type DecodeLimits } from "./decode-upload.ts";
-import type { WordResult } from "./events.ts";
+import type { ObjectResult, WordResult } from "./events.ts";
 
 export interface StoredResult {
   photo: RawImage;
   caption: string;
   words: WordResult[];
   grid: [number, number];
+  /** Detected objects; words[].object indexes into them. */
+  objects: ObjectResult[];
 }
 
 /** Longest side of stored photos, px. */

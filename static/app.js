@@ -3,11 +3,13 @@
  * studio runs where #studio exists. It talks to the server only through the documented
  * Socket.IO events (caption -> queued/started/step/done/failed) and the REST routes.
  *
- * For tests and embedders it dispatches `studio:step` ({ index, word, shown }) after drawing
- * each streamed word and `studio:done` ({ caption, ms }) on document.
+ * For tests and embedders it dispatches `studio:started` ({ objects }) once the boxes of the
+ * detected objects are drawn, `studio:step` ({ index, word, shown, object }) after drawing each
+ * streamed word and `studio:done` ({ caption, ms }) on document.
  */
 import { io } from "/socket.io/socket.io.esm.min.js";
 import { COLORMAPS, paintRgba, upsampleGrid } from "./heatmap.js";
+import { clampBox, objectColor, objectLabel } from "./objects.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,6 +58,7 @@ function initStudio(cfg) {
     opacityOut: $("opacity-out"), colormap: $("colormap"), legend: $("legend-bar"), replay: $("replay"),
     download: $("download"), tTotal: $("t-total"), tFirst: $("t-first"), tWait: $("t-wait"), tMode: $("t-mode"),
     history: $("history"), historySection: $("history-section"), hint: $("caption-hint"),
+    objects: $("objects"), showObjects: $("show-objects"), objectList: $("object-list"),
   };
   const ctx = el.heat.getContext("2d");
   const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null };
@@ -123,6 +126,77 @@ function initStudio(cfg) {
     if (state.lastAlpha) drawHeat(state.lastAlpha, el.stageWord.textContent);
   }
 
+  // ----- detected objects -----
+  /** Draws one labelled box per object over the photo, and lists them under the caption. */
+  function renderObjects(objects) {
+    el.objects.replaceChildren();
+    el.objectList.replaceChildren();
+    el.objects.classList.remove("has-highlight");
+    (objects ?? []).forEach((o, i) => {
+      const b = clampBox(o.box);
+      if (!b) return;
+      const label = objectLabel(o);
+      const box = document.createElement("div");
+      box.className = "object-box";
+      box.dataset.index = String(i);
+      box.setAttribute("role", "img");
+      box.setAttribute("aria-label", label);
+      box.style.setProperty("--c", objectColor(i));
+      box.style.left = `${b[0] * 100}%`;
+      box.style.top = `${b[1] * 100}%`;
+      box.style.width = `${b[2] * 100}%`;
+      box.style.height = `${b[3] * 100}%`;
+      // The label goes above the box, or inside it when the box touches the photo's top.
+      if (b[1] < 0.08) box.classList.add("label-inside");
+      // Boxes on the right half anchor their label on the right, so it stays on the photo.
+      if (b[0] > 0.5) box.classList.add("label-right");
+      const tag = document.createElement("span");
+      tag.className = "object-label";
+      tag.setAttribute("aria-hidden", "true");
+      tag.textContent = label;
+      box.append(tag);
+      // Least confident first in the DOM, so the most confident box is painted on top.
+      el.objects.prepend(box);
+      const li = document.createElement("li");
+      li.dataset.index = String(i);
+      li.style.setProperty("--c", objectColor(i));
+      li.textContent = label;
+      el.objectList.append(li);
+    });
+    if (objects && objects.length === 0) {
+      const li = document.createElement("li");
+      li.className = "none";
+      li.textContent = "No objects detected";
+      el.objectList.append(li);
+    }
+  }
+  /** Highlights the box of object `k` (and dims the others); no highlight for undefined. */
+  function highlightObject(k) {
+    const on = Number.isInteger(k) && el.objects.querySelector(`.object-box[data-index="${k}"]`) !== null;
+    el.objects.classList.toggle("has-highlight", on);
+    for (const node of [...el.objects.children, ...el.objectList.children]) {
+      node.classList.toggle("highlight", on && node.dataset.index === String(k));
+    }
+  }
+  function applyShowObjects() {
+    el.objects.hidden = !el.showObjects.checked;
+  }
+  try {
+    const saved = localStorage.getItem("studio-objects");
+    if (saved === "off" || saved === "on") el.showObjects.checked = saved === "on";
+  } catch {
+    // Storage may be blocked: boxes stay on.
+  }
+  applyShowObjects();
+  el.showObjects.addEventListener("change", () => {
+    applyShowObjects();
+    try {
+      localStorage.setItem("studio-objects", el.showObjects.checked ? "on" : "off");
+    } catch {
+      // Not persisted; fine.
+    }
+  });
+
   // ----- words -----
   function chip(i) {
     let c = el.caption.children[i];
@@ -136,7 +210,7 @@ function initStudio(cfg) {
     return c;
   }
   /** Shows `words` as chips; `current` marks the newest; returns how many chips are visible. */
-  function renderWords(words, { probs = [], current = -1, animate = true } = {}) {
+  function renderWords(words, { probs = [], objects = [], current = -1, animate = true } = {}) {
     el.captionBox.classList.toggle("has-words", words.length > 0);
     words.forEach((w, i) => {
       const c = chip(i);
@@ -147,9 +221,18 @@ function initStudio(cfg) {
         c.textContent = w;
         if (isNew && animate) restartAnimation(c, "fresh");
       }
+      const named = state.job?.objects?.[objects[i]];
+      if (named) {
+        c.dataset.object = String(objects[i]);
+        c.style.setProperty("--c", objectColor(objects[i]));
+      } else {
+        delete c.dataset.object;
+        c.style.removeProperty("--c");
+      }
+      c.classList.toggle("names-object", Boolean(named));
       if (probs[i] != null) {
         c.style.setProperty("--p", String(probs[i]));
-        c.title = `p = ${probs[i].toFixed(2)}`;
+        c.title = named ? `p = ${probs[i].toFixed(2)} · ${objectLabel(named)}` : `p = ${probs[i].toFixed(2)}`;
       }
       c.classList.toggle("current", i === current);
       c.classList.remove("selected", "pending");
@@ -172,14 +255,17 @@ function initStudio(cfg) {
       c.classList.remove("current");
     });
     drawHeat(job.words[i].alpha, job.words[i].word);
+    highlightObject(job.words[i].object);
   }
 
-  el.caption.addEventListener("mouseover", (e) => {
+  // Hover is for mice and pens; touch selects with a tap (click), and the mouse events a
+  // browser makes up around taps must not move the selection elsewhere.
+  el.caption.addEventListener("pointerover", (e) => {
     const c = e.target.closest(".word");
-    if (c && !state.replay) showWord(Number(c.dataset.index));
+    if (c && e.pointerType !== "touch" && !state.replay) showWord(Number(c.dataset.index));
   });
-  el.caption.addEventListener("mouseleave", () => {
-    if (state.job?.done && !state.replay && state.selected >= 0) showWord(state.selected);
+  el.caption.addEventListener("pointerleave", (e) => {
+    if (e.pointerType !== "touch" && state.job?.done && !state.replay && state.selected >= 0) showWord(state.selected);
   });
   el.caption.addEventListener("focusin", (e) => {
     const c = e.target.closest(".word");
@@ -225,6 +311,7 @@ function initStudio(cfg) {
       restartAnimation(chips[i], "fresh");
       chips.forEach((c, k) => c.classList.toggle("current", k === i));
       drawHeat(job.words[i].alpha, job.words[i].word);
+      highlightObject(job.words[i].object);
       i++;
     };
     el.replay.lastChild.textContent = " Stop";
@@ -348,6 +435,7 @@ function initStudio(cfg) {
     el.run.disabled = true;
     drawHeat(null);
     renderWords([]);
+    renderObjects(null);
     resetResult();
     setStatus("", "Waiting for a photo");
   });
@@ -369,10 +457,11 @@ function initStudio(cfg) {
     const beam = beamMode() ? Math.min(cfg.maxBeam, Math.max(2, Math.round(Number(el.beam.value) || 2))) : 1;
     const maxLen = Math.min(cfg.maxLenLimit, Math.max(1, Math.round(Number(el.maxlen.value) || cfg.maxLen)));
     el.beam.value = String(Math.max(2, beam));
-    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], done: false, failed: false, beam, maxLen };
+    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], stepObjects: [], objects: [], done: false, failed: false, beam, maxLen };
     state.job = job;
     state.selected = -1;
     renderWords([]);
+    renderObjects(null);
     drawHeat(null);
     resetResult();
     el.tMode.textContent = beam === 1 ? "greedy" : `beam ${beam}`;
@@ -393,25 +482,38 @@ function initStudio(cfg) {
   socket.on("started", (e) => {
     if (!mine(e)) return;
     state.job.grid = e.grid;
+    state.job.objects = Array.isArray(e.objects) ? e.objects : [];
+    renderObjects(state.job.objects);
     setStatus("busy", "Decoding…");
+    document.dispatchEvent(new CustomEvent("studio:started", { detail: { objects: state.job.objects } }));
   });
   socket.on("step", (e) => {
     if (!mine(e)) return;
     const job = state.job;
     job.first ??= performance.now() - job.t0;
     job.probs[e.index] = e.prob;
-    const shown = renderWords(e.hypothesis, { probs: job.probs, current: e.index });
+    // Beam search may rewrite earlier words: a word keeps the object its own step named only
+    // while the hypothesis still has that word there.
+    job.stepObjects.length = e.index;
+    job.stepObjects[e.index] = { word: e.word, object: e.object };
+    const objects = e.hypothesis.map((w, i) => (job.stepObjects[i]?.word === w ? job.stepObjects[i].object : undefined));
+    const shown = renderWords(e.hypothesis, { probs: job.probs, objects, current: e.index });
     drawHeat(e.alpha, e.word);
+    highlightObject(e.object);
     setStatus("busy", `Decoding… ${shown} word${shown === 1 ? "" : "s"}`);
-    document.dispatchEvent(new CustomEvent("studio:step", { detail: { index: e.index, word: e.word, shown } }));
+    document.dispatchEvent(new CustomEvent("studio:step", { detail: { index: e.index, word: e.word, shown, object: e.object } }));
   });
   socket.on("done", (e) => {
     if (!mine(e)) return;
     const job = state.job;
     job.done = true;
     job.words = e.words;
+    if (Array.isArray(e.objects)) {
+      job.objects = e.objects;
+      renderObjects(job.objects);
+    }
     el.stage.classList.remove("busy");
-    renderWords(e.words.map((w) => w.word), { probs: e.words.map((w) => w.prob), animate: false });
+    renderWords(e.words.map((w) => w.word), { probs: e.words.map((w) => w.prob), objects: e.words.map((w) => w.object), animate: false });
     el.caption.classList.add("interactive");
     const last = e.words.length - 1;
     if (last >= 0) showWord(last, { sticky: true });

@@ -2,8 +2,10 @@
  * End to end in Debian's Chromium (playwright-core): the real server with the real model, a
  * real Flickr8k photo uploaded through the page. Checks that words appear one at a time, that
  * the heatmap canvas changes with each word, hover/tap/replay/download, the examples gallery,
- * keyboard access and a bad upload; saves screenshots (light and dark, desktop and mobile)
- * under test-output/. Skips, saying why, where Chromium is not installed.
+ * keyboard access and a bad upload; the detected objects' labelled boxes on a coco-dev photo
+ * (drawn when `started` arrives, the toggle, a word lighting up its box); saves screenshots
+ * (light and dark, desktop and mobile) under test-output/. Skips, saying why, where Chromium is
+ * not installed.
  */
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -15,6 +17,7 @@ import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import { makeConfig } from "../server/config.ts";
+import { OBJECT_LABEL, OBJECT_PHOTO, assertWordsNameTheirObjects } from "./support/objects.ts";
 import { DATA } from "./support/studio.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -66,6 +69,36 @@ async function open(options: BrowserContextOptions): Promise<Page> {
   });
   return page;
 }
+
+interface StartedRecord {
+  objects: { label: string; score: number; box: number[] }[];
+  /** Boxes on the page, and steps streamed, when `started` had been handled. */
+  boxes: number;
+  steps: number;
+}
+
+/** Records what the page shows when each `started` arrives. */
+async function recordStarted(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { started: StartedRecord[]; steps: unknown[] };
+    w.started = [];
+    document.addEventListener("studio:started", (e) => {
+      w.started.push({ objects: (e as CustomEvent).detail.objects, boxes: document.querySelectorAll("#objects .object-box").length, steps: w.steps.length });
+    });
+  });
+}
+
+/** The on-screen rectangles of the photo and of each object box, by data-index. */
+const rects = (page: Page) =>
+  page.evaluate(() => {
+    // No named helper functions in here: the TypeScript loader would wrap them in a __name() the page lacks.
+    const boxes = [...document.querySelectorAll<HTMLElement>("#objects .object-box")].map((e) => {
+      const b = e.getBoundingClientRect();
+      return { index: Number(e.dataset.index), label: e.getAttribute("aria-label"), text: e.textContent, x: b.x, y: b.y, w: b.width, h: b.height };
+    });
+    const p = document.getElementById("photo")!.getBoundingClientRect();
+    return { photo: { x: p.x, y: p.y, w: p.width, h: p.height }, boxes: boxes.sort((a, b) => a.index - b.index) };
+  });
 
 async function captionFile(page: Page, file: string): Promise<{ caption: string; ms: number; steps: StepRecord[] }> {
   await page.evaluate(() => {
@@ -228,6 +261,86 @@ describe("studio page in Chromium", { skip }, () => {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `code blocks scroll inside the page (${overflow}px too wide)`);
       await shot(page, `browser-api-${scheme}`);
+      await page.context().close();
+    }
+  });
+
+  it("draws the detected objects as labelled boxes; the toggle hides them; a word lights up its box", T, async () => {
+    assert.ok(existsSync(OBJECT_PHOTO), `the coco-dev photo ${OBJECT_PHOTO}`);
+    for (const [scheme, phone] of [["light", false], ["dark", false], ["light", true], ["dark", true]] as const) {
+      const page = await open(phone ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: scheme } : { viewport: { width: 1360, height: 900 }, colorScheme: scheme });
+      const name = `browser-objects-${phone ? "mobile" : "desktop"}-${scheme}`;
+      await recordStarted(page);
+      await page.click('label[for="mode-greedy"]');
+      await captionFile(page, OBJECT_PHOTO);
+
+      // The boxes were drawn as soon as `started` arrived, before the first word.
+      const started = await page.evaluate(() => (window as unknown as { started: StartedRecord[] }).started);
+      assert.equal(started.length, 1);
+      const { objects } = started[0];
+      assert.ok(objects.length > 0, "objects detected");
+      assert.equal(objects[0].label, OBJECT_LABEL);
+      assert.equal(started[0].boxes, objects.length, "one box per object, drawn on `started`");
+      assert.equal(started[0].steps, 0, "before any word");
+
+      // One box per object, labelled "giraffe 87%", where the detector put it on the photo.
+      const { photo, boxes } = await rects(page);
+      assert.equal(boxes.length, objects.length);
+      boxes.forEach((b, i) => {
+        const o = objects[i];
+        const label = `${o.label} ${Math.round(o.score * 100)}%`;
+        assert.equal(b.label, label, "each box has an accessible label");
+        assert.equal(b.text, label, "and shows it");
+        const want = { x: photo.x + o.box[0] * photo.w, y: photo.y + o.box[1] * photo.h, w: o.box[2] * photo.w, h: o.box[3] * photo.h };
+        for (const k of ["x", "y", "w", "h"] as const) assert.ok(Math.abs(b[k] - want[k]) <= 2, `box ${i} ${k}: ${b[k]} vs ${want[k]}`);
+      });
+      assert.match(boxes[0].label ?? "", new RegExp(`^${OBJECT_LABEL} \\d{1,3}%$`));
+      assert.deepEqual(await page.$$eval("#object-list li", (els) => els.map((e) => e.textContent)), boxes.map((b) => b.label), "listed under the caption too");
+
+      // A word that names the object lights up its box (and still shows its own heatmap).
+      const chips = await page.$$eval("#caption .word", (els) => els.map((e) => ({ word: e.textContent, object: (e as HTMLElement).dataset.object })));
+      const k = chips.findIndex((c) => c.object !== undefined);
+      assert.ok(k >= 0, `a word names a detected object: ${chips.map((c) => c.word).join(" ")}`);
+      const other = chips.findIndex((c) => c.object === undefined);
+      const target = Number(chips[k].object);
+      assertWordsNameTheirObjects(chips.map((c) => ({ word: c.word ?? "", object: c.object === undefined ? undefined : Number(c.object) })), objects);
+      const highlighted = () => page.$$eval("#objects .object-box.highlight", (els) => els.map((e) => Number((e as HTMLElement).dataset.index)));
+      if (phone) await page.tap(`#caption .word >> nth=${other}`);
+      else await page.hover(`#caption .word >> nth=${other}`);
+      const otherHash = await hash(page);
+      assert.deepEqual(await highlighted(), [], `"${chips[other].word}" names no object: no box is highlighted`);
+      if (phone) await page.tap(`#caption .word >> nth=${k}`);
+      else await page.hover(`#caption .word >> nth=${k}`);
+      assert.deepEqual(await highlighted(), [target], `"${chips[k].word}" highlights box ${target}`);
+      assert.notEqual(await hash(page), otherHash, "the heatmap follows the word too");
+      assert.equal(await page.textContent("#stage-word"), chips[k].word);
+      assert.ok(await page.$eval(`#object-list li[data-index="${target}"]`, (e) => e.classList.contains("highlight")));
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px)`);
+      await shot(page, name);
+
+      if (!phone && scheme === "light") {
+        // The toggle, from the keyboard: hides the boxes, shows them again, and is remembered.
+        const visible = () => page.isVisible("#objects .object-box >> nth=0");
+        assert.equal(await page.isChecked("#show-objects"), true, "boxes are on by default");
+        assert.equal(await visible(), true);
+        await page.focus("#show-objects");
+        await page.keyboard.press("Space");
+        assert.equal(await page.isChecked("#show-objects"), false);
+        assert.equal(await visible(), false, "hidden");
+        await shot(page, `${name}-hidden`);
+        await page.keyboard.press("Space");
+        assert.equal(await visible(), true, "shown again");
+        await page.keyboard.press("Space");
+        await page.reload();
+        assert.equal(await page.isChecked("#show-objects"), false, "the choice is remembered");
+        await page.setInputFiles("#file", OBJECT_PHOTO);
+        await page.waitForFunction(() => document.querySelectorAll("#objects .object-box").length > 0, null, { timeout: 120_000 });
+        assert.equal(await visible(), false, "new boxes stay hidden while the toggle is off");
+        await page.click('label[for="show-objects"]');
+        assert.equal(await visible(), true);
+        assert.equal(await page.evaluate(() => localStorage.getItem("studio-objects")), "on");
+      }
       await page.context().close();
     }
   });

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { OBJECT_LABEL, OBJECT_PHOTO, assertObjectShape, assertWordsNameTheirObjects } from "./support/objects.ts";
 import { DATA } from "./support/studio.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -25,7 +26,8 @@ test("captions a folder as JSON lines, reports bad files and goes on", { skip: !
   const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.equal(lines.length, 2, r.stdout);
   for (const l of lines) {
-    assert.deepEqual(Object.keys(l).sort(), ["caption", "file", "ms", "words"]);
+    assert.deepEqual(Object.keys(l).sort(), ["caption", "file", "ms", "objects", "words"]);
+    assertObjectShape(l.objects);
     assert.ok(l.caption.split(" ").length >= 3);
     assert.equal(l.words.length, l.caption.split(" ").length);
     assert.ok(l.ms > 0);
@@ -44,6 +46,29 @@ test("plain output is file<TAB>caption", { skip: !existsSync(DATA) }, () => {
   const [file, caption] = r.stdout.trim().split("\t");
   assert.equal(file, photo);
   assert.ok(caption.split(" ").length >= 3);
+});
+
+test("--json lists the detected objects (rounded) and the words that name them; --no-objects turns detection off", { skip: !existsSync(OBJECT_PHOTO) && `no coco-dev photo at ${OBJECT_PHOTO}` }, () => {
+  const r = cli("--json", "--beam", "1", OBJECT_PHOTO);
+  assert.equal(r.status, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim());
+  assertObjectShape(line.objects);
+  assert.ok(line.objects.length > 0);
+  assert.equal(line.objects[0].label, OBJECT_LABEL);
+  const rounded = (x: number) => Math.abs(x * 1e4 - Math.round(x * 1e4)) < 1e-6;
+  for (const o of line.objects) assert.ok(rounded(o.score) && o.box.every(rounded), `rounded to 4 decimals: ${JSON.stringify(o)}`);
+  assert.ok(assertWordsNameTheirObjects(line.words, line.objects) >= 1, `the caption names the ${OBJECT_LABEL}: ${line.caption}`);
+  for (const w of line.words) assert.deepEqual(Object.keys(w).sort(), w.object === undefined ? ["prob", "word"] : ["object", "prob", "word"]);
+
+  const off = cli("--json", "--beam", "1", "--no-objects", OBJECT_PHOTO);
+  assert.equal(off.status, 0, off.stderr);
+  const plain = JSON.parse(off.stdout.trim());
+  assert.deepEqual(plain.objects, []);
+  assert.ok(plain.words.length > 0 && plain.words.every((w: { object?: number }) => w.object === undefined));
+
+  const help = cli("--help");
+  assert.match(help.stdout, /--no-objects/);
+  assert.match(help.stdout, /"objects"/);
 });
 
 test("usage errors exit 2 with a readable message", () => {

@@ -92,9 +92,11 @@ describe("streaming a caption", () => {
     ({ url } = await serve());
   });
 
-  it("greedy: started, then one step per word in order, then done", T, async () => {
+  it("greedy without objects: started, then one step per word in order, then done", T, async () => {
     const socket = await client(url);
-    const job = await caption(socket, { image: JPEG, beam: 1 });
+    // Detection off: plain greedy decoding, which only ever appends a word. (Grounded decoding
+    // keeps a hypothesis per set of object names used, so even beam 1 may rewrite: next test.)
+    const job = await caption(socket, { image: JPEG, beam: 1, objects: false });
     assert.equal(job.ack.ok, true);
     const end = await job.end;
     assert.equal(end.name, "done", JSON.stringify(end.payload));
@@ -124,6 +126,26 @@ describe("streaming a caption", () => {
     assert.equal(png.headers.get("content-type"), "image/png");
     const download = await fetch(new URL(`${done.picture}?download`, url));
     assert.match(download.headers.get("content-disposition") ?? "", /^attachment; filename="caption-/);
+  });
+
+  it("greedy with objects (the default): started with the objects, then the live best hypothesis with every step", T, async () => {
+    const socket = await client(url);
+    const job = await caption(socket, { image: JPEG, beam: 1 });
+    const end = await job.end;
+    assert.equal(end.name, "done", JSON.stringify(end.payload));
+    const names = job.events.map((e) => e.name);
+    assert.equal(names[0], "started");
+    assert.ok(Array.isArray(job.events[0].payload.objects), "started carries the objects");
+    assert.ok(names.slice(1, -1).every((n) => n === "step"), `only steps between started and done: ${names}`);
+    const steps = job.events.filter((e) => e.name === "step").map((e) => e.payload as unknown as StepEvent);
+    const done = end.payload as DoneEvent;
+    assert.ok(steps.length > 0);
+    for (const s of steps) {
+      assert.equal(s.hypothesis.length, s.index + 1, "the hypothesis ends with the step's word");
+      assert.equal(s.hypothesis[s.index], s.word);
+    }
+    assert.deepEqual(steps.at(-1)!.hypothesis, done.words.map((x) => x.word), "the last step shows the final caption");
+    assert.deepEqual(done.objects, job.events[0].payload.objects);
   });
 
   it("beam search: the live best hypothesis arrives with every step", T, async () => {

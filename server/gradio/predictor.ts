@@ -7,7 +7,7 @@
  * clients that want only the text pay nothing for it.
  */
 import { detokenize } from "../../model/text.ts";
-import type { CaptionJobs } from "../caption-jobs.ts";
+import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import { toClientError } from "../errors.ts";
 import type { ResultStore } from "../result-store.ts";
 import type { EventOutput, EventSessions } from "./event-sessions.ts";
@@ -92,8 +92,10 @@ export function createPredictor({ jobs, sessions, results }: PredictorDeps): Pre
         },
       });
       meanMs = meanMs === null ? out.ms : meanMs + SMOOTHING * (out.ms - meanMs);
-      const { caption, words, grid } = out.result;
-      results.put(eventId, bytes, { caption, words, grid });
+      const { caption, grid } = out.result;
+      // The outputs stay [caption, picture]; the objects appear only in the picture.
+      const objects = toObjectResults(out.result.objects ?? []);
+      results.put(eventId, bytes, { caption, words: toWordResults(out.result.words, objects.length), grid, objects });
       sessions.send(eventId, { msg: "process_completed", event_id: eventId, output: output([caption, pictureFile(root, eventId)], false), success: true });
     } catch (e) {
       const err = toClientError(e);

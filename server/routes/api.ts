@@ -1,6 +1,7 @@
 /**
  * The HTTP API (README, "HTTP API"; the page at /api shows examples):
  *   POST /api/caption                    image as multipart field `image` or as the raw body -> JSON
+ *                                        (caption, words with attention and `object`, detected objects)
  *   POST /api/caption?format=png         the same, answered with the result picture
  *   GET  /api/results/:id/picture.png    picture of a recent socket caption (`done.picture`)
  *   GET  /api/health                     readiness, queue and memory figures
@@ -10,7 +11,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from "express"
 import multer from "multer";
 import { tf } from "../../model/tf.ts";
 import type { Captioner } from "../../model/types.ts";
-import type { CaptionJobs } from "../caption-jobs.ts";
+import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { decodeUpload } from "../decode-upload.ts";
 import { StudioError, toClientError, type ClientError } from "../errors.ts";
@@ -79,7 +80,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       throw new StudioError(ErrorCode.BadRequest, 'no image: send it as the multipart field "image" or as the raw request body');
     }
     const fields = (req.is("multipart/form-data") ? req.body : {}) as Record<string, unknown>;
-    const opts = jobs.options({ beam: req.query.beam ?? fields?.beam, maxLen: req.query.maxLen ?? fields?.maxLen });
+    const opts = jobs.options({ beam: req.query.beam ?? fields?.beam, maxLen: req.query.maxLen ?? fields?.maxLen, objects: req.query.objects ?? fields?.objects });
     const wantsPng = req.query.format === "png";
     if (req.query.format !== undefined && !wantsPng && req.query.format !== "json") {
       throw new StudioError(ErrorCode.BadRequest, 'format must be "json" or "png"');
@@ -89,14 +90,16 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       if (!res.writableFinished) ctl.abort(new StudioError(ErrorCode.Cancelled, "the client went away"));
     });
     const out = await jobs.track(jobs.run(bytes, opts, { signal: ctl.signal }));
-    const { caption, words, grid } = out.result;
+    const { caption, grid } = out.result;
+    const objects = toObjectResults(out.result.objects ?? []);
+    const words = toWordResults(out.result.words, objects.length);
     if (wantsPng) {
       const { raw } = await decodeUpload(bytes, { pixelLimit: config.pixelLimit }, STORED_SIDE);
-      const png = await renderPicture({ photo: raw, caption, words, grid });
+      const png = await renderPicture({ photo: raw, caption, words, grid, objects });
       res.type("png").set("Content-Disposition", 'inline; filename="caption.png"').send(png);
       return;
     }
-    res.json({ caption, words, grid, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), beam: opts.beam, maxLen: opts.maxLen });
+    res.json({ caption, words, grid, objects, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), beam: opts.beam, maxLen: opts.maxLen });
   });
 
   router.get("/results/:id/picture.png", async (req, res) => {

@@ -5,10 +5,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Socket } from "socket.io";
-import type { CaptionJobs } from "../caption-jobs.ts";
+import { objectIndex, toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { StudioError, toClientError } from "../errors.ts";
-import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents } from "../events.ts";
+import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents, type StepEvent } from "../events.ts";
 import type { ResultStore } from "../result-store.ts";
 
 export type StudioSocket = Socket<ClientEvents, ServerEvents>;
@@ -21,8 +21,8 @@ export interface CaptionSocketDeps {
 }
 
 function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
-  if (typeof req !== "object" || req === null) throw new StudioError(ErrorCode.BadRequest, "caption expects an object { image, beam?, maxLen? }");
-  const { image, beam, maxLen } = req as Partial<CaptionRequest>;
+  if (typeof req !== "object" || req === null) throw new StudioError(ErrorCode.BadRequest, "caption expects an object { image, beam?, maxLen?, objects? }");
+  const { image, beam, maxLen, objects } = req as Partial<CaptionRequest>;
   let bytes: Uint8Array;
   if (image instanceof Uint8Array) bytes = image;
   else if (image instanceof ArrayBuffer) bytes = new Uint8Array(image);
@@ -30,7 +30,7 @@ function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
   if (bytes.length > config.uploadLimit) {
     throw new StudioError(ErrorCode.TooLarge, `file too large: ${(bytes.length / 1048576).toFixed(1)} MB; the limit is ${(config.uploadLimit / 1048576).toFixed(1)} MB`);
   }
-  return { bytes, opts: jobs.options({ beam, maxLen }) };
+  return { bytes, opts: jobs.options({ beam, maxLen, objects }) };
 }
 
 export function registerCaptionSocket(socket: StudioSocket, { jobs, results, config, pictureUrl }: CaptionSocketDeps): void {
@@ -48,18 +48,28 @@ export function registerCaptionSocket(socket: StudioSocket, { jobs, results, con
       id = mine.id;
       current = mine;
       reply({ ok: true, id: mine.id });
+      let startedObjects = 0;
       const out = await jobs.run(bytes, opts, {
         signal: mine.ctl.signal,
         onQueued: (position) => socket.emit("queued", { id: mine.id, position }),
-        onStarted: (grid) => socket.emit("started", { id: mine.id, grid }),
+        // `started` once the image is encoded, with what the detector found (before any step).
+        onDecoding: ({ grid, objects }) => {
+          startedObjects = objects.length;
+          socket.emit("started", { id: mine.id, grid, objects });
+        },
         onStep: (s) => {
-          socket.emit("step", { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis });
+          const step: StepEvent = { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis };
+          const object = objectIndex(s.object, startedObjects);
+          if (object !== undefined) step.object = object;
+          socket.emit("step", step);
         },
       });
       if (current === mine) current = null;
-      const { caption, words, grid } = out.result;
-      results.put(mine.id, bytes, { caption, words, grid });
-      socket.emit("done", { id: mine.id, caption, words, grid, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), picture: pictureUrl(mine.id) });
+      const { caption, grid } = out.result;
+      const objects = toObjectResults(out.result.objects ?? []);
+      const words = toWordResults(out.result.words, objects.length);
+      results.put(mine.id, bytes, { caption, words, grid, objects });
+      socket.emit("done", { id: mine.id, caption, words, grid, objects, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), picture: pictureUrl(mine.id) });
     } catch (e) {
       if (current?.id === id) current = null;
       const err = toClientError(e);
