@@ -11,6 +11,7 @@ import { after, before, test } from "node:test";
 import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, type Captioner } from "../model/index.ts";
 import { tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
+import { loadArrays, saveArrays } from "../model/weights.ts";
 import { DATA } from "./support/studio.ts";
 
 const hasData = existsSync(DATA);
@@ -115,6 +116,13 @@ test("a model folder can hold an ensemble of decoders (config.members)", { skip:
       copyFileSync(path.join(DEFAULT_MODEL_DIR, `${m}.${ext}`), path.join(dir, `${m}.${ext}`));
       copyFileSync(path.join(DEFAULT_MODEL_DIR, `${m}.${ext}`), path.join(dir, `${m}-twin.${ext}`));
     }
+    // The object words' output columns are per member: the twins get their originals' (float32 here, exact).
+    if (config.extraWords) {
+      const extra = loadArrays(path.join(DEFAULT_MODEL_DIR, "extra-words"));
+      for (const m of shipped) for (const k of ["logits", "logitsBias"]) extra[`${k}:${m}-twin`] = extra[`${k}:${m}`];
+      saveArrays(path.join(dir, "extra-words"), extra, "float32");
+    }
+    for (const f of ["language-prior.json", "language-prior.bin"]) if (existsSync(path.join(DEFAULT_MODEL_DIR, f))) copyFileSync(path.join(DEFAULT_MODEL_DIR, f), path.join(dir, f));
     const writeMembers = (members: unknown) => writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, members }));
     // Every shipped decoder twice: the geometric mean is unchanged, so are the captions (on both runtimes).
     writeMembers([...shipped, ...shipped.map((m) => `${m}-twin`)]);

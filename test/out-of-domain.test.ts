@@ -1,7 +1,8 @@
 /**
  * Photos unlike Flickr8k's (scikit-image's sample photos: a cat, an astronaut, a coffee cup, a
  * motorcycle, a man with a camera, a rocket), fetched by .ci/ood-photos.sh from Debian's archive.
- * The captions must name what is in them often enough, and never be empty or a repeated loop.
+ * The captions must name what is in them often enough, and never be empty or a repeated loop. With
+ * objects on, the cat must be named a cat (the detector sees it; the Flickr8k decoder alone said "dog").
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -38,9 +39,10 @@ test("captions name the subject of out-of-domain photos", { skip: !existsSync(DI
     assert.ok(got.length >= 3, `${file}: "${r.caption}"`);
     assert.ok(new Set(got).size >= got.length * 0.6, `${file}: not a loop: "${r.caption}"`);
     const hit = got.some((w) => words.includes(w));
+    if (file === "chelsea.png") assert.ok(got.includes("cat"), `the cat: "${r.caption}"`);
     if (hit) hits++;
     lines.push(`${hit ? "ok  " : "miss"} ${file}: ${r.caption}`);
   }
   console.log(lines.join("\n"));
-  assert.ok(hits >= 3, `named the subject in ${hits}/6 photos:\n${lines.join("\n")}`);
+  assert.ok(hits >= 4, `named the subject in ${hits}/6 photos:\n${lines.join("\n")}`);
 });
