@@ -170,7 +170,12 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
       objects = found.filter((d) => d.score >= grounding.showScore).slice(0, MAX_OBJECTS);
       plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) });
     }
-    o.onStart?.({ objects, grid: config.grid });
+    try {
+      o.onStart?.({ objects, grid: config.grid });
+    } catch (e) {
+      feats.dispose(); // a throwing callback must not leak the features
+      throw e;
+    }
     // The everyday-caption prior speaks only when a detected name must go in: Flickr8k-like photos decode as before.
     const fused = prior && grounding.priorWeight > 0 && plan.constraints.length ? { weight: grounding.priorWeight, model: prior } : undefined;
     const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, prior: fused, signal: o.signal });
