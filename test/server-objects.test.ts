@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
-import { io as connect, type Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import request from "supertest";
 import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
@@ -20,7 +20,7 @@ import { decodeUpload } from "../server/decode-upload.ts";
 import { STORED_SIDE } from "../server/result-store.ts";
 import { objectColor } from "../static/objects.js";
 import { OBJECT_LABEL, OBJECT_PHOTO, assertObjectShape, assertWordsNameTheirObjects } from "./support/objects.ts";
-import { DATA, startStudio } from "./support/studio.ts";
+import { connectClient, DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 const T = { timeout: 180_000 };
@@ -46,12 +46,8 @@ after(async () => {
 });
 
 async function client(): Promise<Client> {
-  const socket: Client = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+  const socket = await connectClient(url);
   clients.push(socket);
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
-  });
   return socket;
 }
 

@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { io as connect, type Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents, StepEvent } from "../server/events.ts";
-import { DATA, startStudio, waitFor } from "./support/studio.ts";
+import { connectClient, DATA, startStudio, waitFor } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
@@ -34,12 +34,8 @@ async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: S
 }
 
 async function client(url: string): Promise<Client> {
-  const socket: Client = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+  const socket = await connectClient(url);
   clients.push(socket);
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", resolve);
-    socket.once("connect_error", reject);
-  });
   return socket;
 }
 

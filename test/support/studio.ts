@@ -1,10 +1,12 @@
 /** What the server tests share: where the photos are, and a real studio on a random loopback port. */
 import type { AddressInfo } from "node:net";
+import { io as connect, type Socket } from "socket.io-client";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Captioner } from "../../model/types.ts";
 import { createApp, type StudioApp } from "../../server/app.ts";
 import { makeConfig, type ServerConfig } from "../../server/config.ts";
+import type { ClientEvents, ServerEvents } from "../../server/events.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** Flickr8k, read in place (never copied into the repo); FLICKR8K_DIR points elsewhere. */
@@ -29,4 +31,14 @@ export async function waitFor(cond: () => boolean, ms = 60_000): Promise<void> {
     if (Date.now() - t0 > ms) throw new Error("timed out waiting");
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A Socket.IO client of the studio's typed events, connected over a websocket (no reconnects); the caller closes it. */
+export async function connectClient(url: string): Promise<Socket<ServerEvents, ClientEvents>> {
+  const socket: Socket<ServerEvents, ClientEvents> = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
 }
