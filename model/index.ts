@@ -178,7 +178,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     }
     // The everyday-caption prior speaks only when a detected name must go in: Flickr8k-like photos decode as before.
     const fused = prior && grounding.priorWeight > 0 && plan.constraints.length ? { weight: grounding.priorWeight, model: prior } : undefined;
-    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, prior: fused, signal: o.signal });
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, trustOwn: plan.trustOwn, prior: fused, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {

@@ -35,6 +35,14 @@ export interface SearchOptions {
    * Default Infinity: the constraints always win when any hypothesis meets them.
    */
   slack?: number;
+  /**
+   * With constraints: the best hypothesis that meets none of them (the decoder's own caption) is
+   * chosen instead when the model's mean log-probability of its words is at least this. A caption
+   * the decoder is sure of is not rewritten by a detection: on Flickr8k's own photos, where the
+   * decoder is often sure, the detector's confusions ("elephant" for a dog) cost more than the
+   * names add. Undefined: off (the constraints win).
+   */
+  trustOwn?: number;
   signal?: AbortSignal;
 }
 
@@ -208,10 +216,17 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   const bias = o.bias;
   const better = (a: Hypothesis, b: Hypothesis) => popcount(a.met) - popcount(b.met) || normScore(a, o.lengthPenalty) - normScore(b, o.lengthPenalty);
   const slack = o.slack ?? Infinity;
-  /** The most-constrained best, unless the plain best beats it by more than the slack. */
+  const trust = cons.length && o.trustOwn !== undefined ? o.trustOwn : Infinity;
+  const byScore = (a: Hypothesis, b: Hypothesis) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a);
+  /** The decoder's own caption when it is sure of it, else the most-constrained best unless the plain best beats it by more than the slack. */
   const pick = (pool: Hypothesis[]) => {
+    const own = pool.filter((h) => h.met === 0);
+    if (trust < Infinity && own.length) {
+      const mine = own.reduce(byScore);
+      if (meanLogProb(mine) >= trust) return mine;
+    }
     const grounded = pool.reduce((a, b) => (better(b, a) > 0 ? b : a));
-    const plain = pool.reduce((a, b) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a));
+    const plain = pool.reduce(byScore);
     return normScore(plain, o.lengthPenalty) - normScore(grounded, o.lengthPenalty) > slack ? plain : grounded;
   };
   const metBy = (ids: number[], met: number) => {
@@ -283,8 +298,9 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const hyp: Hypothesis = { ids, probs: [...src.probs, cd.p], alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)], logp: cd.lp, met };
         if (cd.w === END) {
           finished.push(hyp);
-          // Greedy stops at <end> once the names are in; a beam keeps going while a live hypothesis could still win.
-          if (K === 1 && met === FULL) { stop = true; break; }
+          // Greedy stops at <end> once the names are in (and, when the own caption may win, once it has
+          // ended too); a beam keeps going while a live hypothesis could still win.
+          if (K === 1 && met === FULL && (trust === Infinity || finished.some((f) => f.met === 0))) { stop = true; break; }
         } else {
           kept.set(key, (kept.get(key) ?? 0) + 1);
           next.push(hyp);
@@ -293,10 +309,14 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       }
       live = stop ? [] : next;
       if (live.length) run.reorder(Int32Array.from({ length: rows }, (_, k) => parents[Math.min(k, parents.length - 1)]));
-      // Stop once K hypotheses that met every constraint have finished and none alive can beat the best of them.
-      const done = finished.filter((f) => f.met === FULL);
-      const bestDone = done.length ? Math.max(...done.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
-      if (done.length >= K && live.every((l) => l.met !== FULL || normScore(l, o.lengthPenalty) < bestDone)) live = [];
+      // Stop once K hypotheses that met every constraint have finished and none alive can beat the best
+      // of them (and the same for the own caption's beam, when it may win).
+      const settled = (met: number) => {
+        const done = finished.filter((f) => f.met === met);
+        const bestDone = done.length ? Math.max(...done.map((f) => normScore(f, o.lengthPenalty))) : -Infinity;
+        return done.length >= K && live.every((l) => l.met !== met || normScore(l, o.lengthPenalty) < bestDone);
+      };
+      if (settled(FULL) && (trust === Infinity || settled(0))) live = [];
       const pool = [...finished, ...live];
       if (!pool.length) break;
       const best = trimEnd(pick(pool));
@@ -312,6 +332,14 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   } finally {
     run.dispose();
   }
+}
+
+/** The model's mean log-probability of a hypothesis's words (<end> not counted). */
+function meanLogProb(h: Hypothesis): number {
+  const n = h.ids.at(-1) === END ? h.ids.length - 1 : h.ids.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) s += Math.log(h.probs[i]);
+  return n ? s / n : -Infinity;
 }
 
 function trimEnd(h: Hypothesis): Hypothesis {

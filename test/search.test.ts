@@ -50,7 +50,7 @@ async function tinyDecoder(runtime: "tfjs" | "onnx", chain = P): Promise<{ decod
   return { decoder: tfDecoder(params), free: () => tf.dispose(Object.values(params)) };
 }
 
-type Extra = Pick<SearchOptions, "blockRepeats" | "repeatable" | "bias" | "constraints">;
+type Extra = Pick<SearchOptions, "blockRepeats" | "repeatable" | "bias" | "constraints" | "trustOwn">;
 
 async function run(decoder: StepDecoder, beam: number, signal?: AbortSignal, extra: Extra = { blockRepeats: false }) {
   const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
@@ -146,6 +146,20 @@ for (const runtime of ["tfjs", "onnx"] as const) {
     const boosted = await run(decoder, 2, undefined, { ...none, bias: bonus });
     assert.deepEqual(boosted.final.ids, [X]); // 0.24 * 2 = 0.48 > 0.38
     assert.ok(Math.abs(boosted.final.probs[0] - 0.6) < 1e-3, "reported probabilities are the model's own, not biased");
+    free();
+  });
+
+  test(`${runtime}: a caption the decoder is sure of is kept over a required name (trustOwn)`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const mustX = { blockRepeats: false, constraints: [{ label: "x", alternatives: [[X]] }] };
+    // The best caption without x is "y": one word at p = 0.4, a mean log-probability of log 0.4 = -0.92.
+    for (const beam of [1, 2]) {
+      assert.deepEqual((await run(decoder, beam, undefined, { ...mustX, trustOwn: -1 })).final.ids, [Y], `beam ${beam}: sure enough, own caption kept`);
+      const forced = await run(decoder, beam, undefined, { ...mustX, trustOwn: -0.5 });
+      assert.deepEqual(forced.final.ids, [X], `beam ${beam}: not sure enough, the name goes in`);
+      assert.equal(forced.final.met, 1);
+    }
     free();
   });
 }
