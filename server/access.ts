@@ -92,7 +92,9 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Acce
   // The cookie proves an earlier good credential without holding it: an HMAC keyed by the
   // credentials, so it survives a restart with the same ones and dies with a new token.
   const session = createHmac("sha256", `${token ?? ""}\n${auth ?? ""}`).update("caption-studio session v1").digest("base64url");
-  const cookieName = `caption_studio_${session.slice(0, 8).replace(/[-_]/g, "x")}`;
+  // Named per credential (two studios on one host keep their own cookies), by a second HMAC, so
+  // the name gives away nothing of the value.
+  const cookieName = `caption_studio_${createHmac("sha256", session).update("cookie name").digest("hex").slice(0, 8)}`;
   const lockout = new Lockout();
 
   const howTo = [

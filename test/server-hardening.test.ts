@@ -7,9 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client as GradioClient, handle_file } from "@gradio/client";
@@ -304,6 +305,48 @@ describe("error answers and files", () => {
       assert.ok(!body.includes('"name": "caption-studio"') && !body.includes("[core]") && !body.includes("root:x:0"), `${JSON.stringify(line)} served a file outside static/`);
     }
     assert.equal((await fetch(`${url}/api/health`)).status, 200, "still up");
+  });
+
+  it("serves only the gallery's own photos: no symlinks, no subfolders", T, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "studio-examples-"));
+    try {
+      writeFileSync(path.join(dir, "real.jpg"), JPEG);
+      symlinkSync("/etc/passwd", path.join(dir, "link.jpg"));
+      symlinkSync(path.join(dir, "real.jpg"), path.join(dir, "alias.jpg"));
+      mkdirSync(path.join(dir, "sub"));
+      writeFileSync(path.join(dir, "sub", "inner.jpg"), JPEG);
+      const { url } = await serve({ examplesDir: dir });
+      const ok = await fetch(`${url}/examples/real.jpg`);
+      assert.equal(ok.status, 200);
+      assert.deepEqual(Buffer.from(await ok.arrayBuffer()), JPEG);
+      for (const name of ["link.jpg", "alias.jpg", "sub/inner.jpg", "sub%2Finner.jpg", "..%2Freal.jpg", "missing.jpg", "sub"]) {
+        const r = await fetch(`${url}/examples/${name}`);
+        const body = await r.text();
+        assert.equal(r.status, 404, `${name}: ${r.status}`);
+        assert.ok(!body.includes("root:x:0"), `${name} served /etc/passwd`);
+      }
+      const page = await (await fetch(`${url}/`)).text();
+      assert.match(page, /examples\/real\.jpg/);
+      assert.ok(!/examples\/(link|alias)\.jpg/.test(page), "the gallery lists no symlinks");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps secrets out of answers: a 404 does not echo the query, the cookie's name reveals nothing of it or its value", T, async () => {
+    const token = "secret-token-abcdefgh-0123456789";
+    const { url } = await serve({ token });
+    for (const target of [`/api/nope?token=${token}`, `/gradio_api/nope?token=${token}`]) {
+      const r = await fetch(`${url}${target}`);
+      assert.equal(r.status, 404, target);
+      const body = await r.text();
+      assert.ok(!body.includes(token) && !body.includes("token="), `${target} echoed: ${body}`);
+      assert.match(body, /no such endpoint/);
+    }
+    const nav = await fetch(`${url}/?token=${token}`, { redirect: "manual", headers: { accept: "text/html" } });
+    const [name, value] = nav.headers.get("set-cookie")!.split(";")[0].split("=");
+    assert.ok(value.length >= 32);
+    assert.ok(!name.includes(token.slice(0, 8)) && !name.includes(value.slice(0, 8).replace(/[-_]/g, "x")) && !name.includes(value.slice(0, 8)), `cookie name ${name} for value ${value.slice(0, 8)}…`);
   });
 });
 

@@ -233,7 +233,7 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
   });
 
   api.use((req, res) => {
-    res.status(404).json({ detail: `no such endpoint: ${req.method} ${req.originalUrl}`, error: ErrorCode.NotFound });
+    res.status(404).json({ detail: `no such endpoint: ${req.method} ${req.baseUrl}${req.path}`, error: ErrorCode.NotFound });
   });
 
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {

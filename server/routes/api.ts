@@ -114,7 +114,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
   });
 
   router.use((req, res) => {
-    res.status(404).json({ error: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${req.originalUrl}` });
+    res.status(404).json({ error: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${req.baseUrl}${req.path}` });
   });
 
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {

@@ -2,22 +2,27 @@
  * The two pages: the studio (`/`) and the API guide (`/api`), plus the example photos. Each
  * route builds a plain view-model; the EJS templates only print it.
  */
-import { readdir } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import express from "express";
 import type { Captioner } from "../../model/types.ts";
 import type { ServerConfig } from "../config.ts";
+import { ErrorCode } from "../events.ts";
 import { cardView } from "../model-card.ts";
 
 const EXAMPLE_FILE = /\.(jpe?g|png|webp|gif)$/i;
 const MAX_EXAMPLES = 12;
 
-/** Sorted example photo names, or none when the folder is unset, missing or empty. */
+/**
+ * Sorted example photo names, or none when the folder is unset, missing or empty. Only the
+ * folder's own regular files count: no subfolders, and no symlinks (one named link.jpg could point
+ * anywhere, /etc/passwd included).
+ */
 export async function listExamples(dir: string | null): Promise<string[]> {
   if (!dir) return [];
   try {
-    const names = await readdir(dir);
-    return names.filter((n) => EXAMPLE_FILE.test(n) && !n.startsWith(".")).sort().slice(0, MAX_EXAMPLES);
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isFile() && EXAMPLE_FILE.test(e.name) && !e.name.startsWith(".")).map((e) => e.name).sort().slice(0, MAX_EXAMPLES);
   } catch {
     return [];
   }
@@ -31,7 +36,20 @@ export function pagesRouter({ captioner, config }: { captioner: Captioner; confi
   const card = cardView(captioner.card);
 
   if (config.examplesDir) {
-    router.use("/examples", express.static(config.examplesDir, { index: false, dotfiles: "ignore", fallthrough: false, maxAge: "1h" }));
+    const dir = config.examplesDir;
+    // The gallery's own files and nothing else: a name must be one listExamples gives, and is
+    // checked again (still a regular file, not a symlink) right before it is sent.
+    router.get("/examples/:name", async (req, res) => {
+      const name = req.params.name;
+      const file = path.join(dir, name);
+      const ok = (await listExamples(dir)).includes(name) && (await lstat(file).then((s) => s.isFile(), () => false));
+      if (!ok) {
+        res.status(404).json({ error: ErrorCode.NotFound, message: "no such example photo" });
+        return;
+      }
+      res.sendFile(name, { root: dir, dotfiles: "deny", maxAge: "1h" });
+    });
+    router.use("/examples", (_req, res) => void res.status(404).json({ error: ErrorCode.NotFound, message: "no such example photo" }));
   }
 
   router.get("/", async (_req, res) => {
