@@ -46,14 +46,6 @@ export interface GroundingSettings {
    * (search.ts `trustOwn`); 0 = off (the detections always win).
    */
   trustOwn: number;
-  /**
-   * A required name whose vocabulary rank is below this (the vocabulary is sorted by training
-   * frequency: "dog" is 10, "horse" 207) is one the decoder knows: had it seen one, it would likely
-   * have said so, so its own caption is trusted from the laxer trustKnown. 0 = no name counts as known.
-   */
-  knownRank: number;
-  /** trustOwn for photos whose required name is known (knownRank). */
-  trustKnown: number;
   /** Weight of the everyday-caption language prior (model/language-prior.ts) when a name is required; 0 = off. */
   priorWeight: number;
 }
@@ -69,8 +61,6 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   familiarRank: 0,
   familiarVeto: 1,
   trustOwn: -0.7,
-  knownRank: 0,
-  trustKnown: -0.7,
   priorWeight: 0.3,
 };
 
@@ -133,11 +123,7 @@ export function groundingPlan(detections: readonly DetectedObject[], vocab: Voca
       constraints.push({ label, alternatives: plural.includes(UNK) ? [ids] : [ids, plural] });
     }
   }
-  if (!constraints.length) return { bias, constraints };
-  const first = constraints[0].alternatives[0];
-  const known = first.every((id) => id < s.knownRank && !extraWords.has(id));
-  const trust = known ? s.trustKnown : s.trustOwn;
-  return { bias, constraints, ...(trust < 0 ? { trustOwn: trust } : {}) };
+  return { bias, constraints, ...(constraints.length && s.trustOwn < 0 ? { trustOwn: s.trustOwn } : {}) };
 }
 
 /** For each caption token, the index in `objects` of the detection it names (the most confident of its class). */

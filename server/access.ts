@@ -141,17 +141,24 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Acce
   const router = express.Router();
   const form = multer({ storage: multer.memoryStorage(), limits: { files: 0, fields: 4, fieldSize: 1024, parts: 4 } }).none();
   const urlencoded = express.urlencoded({ extended: false, limit: 4096, parameterLimit: 4 });
+  const json = express.json({ limit: 4096, strict: true });
+  const LOGIN_TYPES = "a form (application/x-www-form-urlencoded or multipart/form-data) or JSON, with the fields username and password";
 
   // Gradio's login form (what @gradio/client's `auth: [user, pass]` posts): a cookie on success.
   router.post("/login", (req, res) => {
     const addr = clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
     const wait = lockout.blocked(addr);
     if (wait) return refuse(req, res, 429, `too many wrong credentials from your address; try again in ${wait} s`, wait);
-    const parse = req.is("multipart/form-data") ? form : urlencoded;
+    // Gradio's clients post a form; scripts often post JSON. Any other body is refused as such, never
+    // counted as a wrong guess (right credentials in an unexpected type must not lock anyone out).
+    const parse = req.is("multipart/form-data") ? form : req.is("application/x-www-form-urlencoded") ? urlencoded : req.is("application/json") ? json : null;
+    if (!parse) return void res.status(400).json({ error: ErrorCode.BadRequest, message: `bad login request: send ${LOGIN_TYPES}` });
     parse(req, res, (err?: unknown) => {
-      if (err) return void res.status(400).json({ error: ErrorCode.BadRequest, message: "bad login form: send the fields username and password" });
+      if (err) return void res.status(400).json({ error: ErrorCode.BadRequest, message: `bad login request: send ${LOGIN_TYPES}` });
       if (!enabled) return void res.json({ success: true });
-      const { username, password } = (req.body ?? {}) as Record<string, unknown>;
+      const body = (typeof req.body === "object" && req.body !== null ? req.body : {}) as Record<string, unknown>;
+      const { username, password } = body;
+      if (typeof password !== "string") return void res.status(400).json({ error: ErrorCode.BadRequest, message: `bad login request: no password field; send ${LOGIN_TYPES}` });
       const u = typeof username === "string" ? username : "";
       const p = typeof password === "string" ? password : "";
       const good = (auth !== null && safeEqual(`${u}:${p}`, auth)) || (token !== null && safeEqual(p, token));

@@ -189,6 +189,25 @@ describe("access control", () => {
     // Another address is not affected.
     assert.equal((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": "198.51.100.1", authorization: `Bearer ${token}` } })).status, 200);
   });
+
+  it("POST /login takes a form or JSON; any other body is refused clearly and never counts as a wrong guess", T, async () => {
+    const { url } = await serve({ auth: "ann:pw" });
+    const login = (type: string, body: string) => fetch(`${url}/login`, { method: "POST", headers: { "content-type": type }, body });
+    // More refused bodies than the lockout allows wrong guesses (20): none of them counts.
+    for (let i = 0; i < 12; i++) {
+      for (const [type, body] of [["text/plain", "username=ann&password=pw"], ["application/json", "{not json"], ["application/json", '"just a string"']]) {
+        const r = await login(type, body);
+        assert.equal(r.status, 400, `${type} ${body}`);
+        assert.match(((await r.json()) as { message: string }).message, /form .* or JSON/);
+      }
+    }
+    const ok = await login("application/json", JSON.stringify({ username: "ann", password: "pw" }));
+    assert.equal(ok.status, 200, "right credentials as JSON sign in, and nothing above locked the address out");
+    assert.deepEqual(await ok.json(), { success: true });
+    assert.match(ok.headers.get("set-cookie") ?? "", /^caption_studio_/);
+    assert.equal((await login("application/json", JSON.stringify({ username: "ann", password: "nope" }))).status, 401);
+    assert.equal((await login("application/x-www-form-urlencoded", "username=ann&password=pw")).status, 200);
+  });
 });
 
 describe("Gradio clients under access control", () => {
