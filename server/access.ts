@@ -86,8 +86,8 @@ class Lockout {
 
 type Verdict = "ok" | "missing" | "wrong";
 
-export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Access {
-  const { token, auth } = config;
+export function createAccess(config: Pick<ServerConfig, "token" | "auth" | "trustProxy">): Access {
+  const { token, auth, trustProxy } = config;
   const enabled = token !== null || auth !== null;
   // The cookie proves an earlier good credential without holding it: an HMAC keyed by the
   // credentials, so it survives a restart with the same ones and dies with a new token.
@@ -146,7 +146,7 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Acce
 
   // Gradio's login form (what @gradio/client's `auth: [user, pass]` posts): a cookie on success.
   router.post("/login", (req, res) => {
-    const addr = clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+    const addr = clientKey(req.socket, req.headers["x-forwarded-for"], trustProxy);
     const wait = lockout.blocked(addr);
     if (wait) return refuse(req, res, 429, `too many wrong credentials from your address; try again in ${wait} s`, wait);
     // Gradio's clients post a form; scripts often post JSON. Any other body is refused as such, never
@@ -173,7 +173,7 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Acce
 
   router.use((req, res, next) => {
     if (!enabled) return next();
-    const addr = clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+    const addr = clientKey(req.socket, req.headers["x-forwarded-for"], trustProxy);
     const wait = lockout.blocked(addr);
     if (wait) return refuse(req, res, 429, `too many wrong credentials from your address; try again in ${wait} s`, wait);
     const queryToken = typeof req.query.token === "string" ? req.query.token : undefined;
@@ -200,7 +200,7 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth">): Acce
     socket(socket, next) {
       if (!enabled) return next();
       const { headers } = socket.request;
-      const addr = clientKey(socket.request.socket.remoteAddress, headers["x-forwarded-for"]);
+      const addr = clientKey(socket.request.socket, headers["x-forwarded-for"], trustProxy);
       const wait = lockout.blocked(addr);
       if (wait) return next(handshakeError(ErrorCode.RateLimited, 429, `too many wrong credentials from your address; try again in ${wait} s`));
       const verdict = judge(headers, [socket.handshake.auth?.token, socket.handshake.query?.token]);

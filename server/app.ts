@@ -4,7 +4,7 @@
  * does, and tests listen on port 0.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
-import type { Socket } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import express, { type ErrorRequestHandler } from "express";
@@ -15,7 +15,7 @@ import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
 import { ErrorCode, type ClientEvents, type ServerEvents } from "./events.ts";
 import { gradioRouter } from "./gradio/index.ts";
-import { clientKey, createRateLimits, rateLimitedMessage } from "./rate-limit.ts";
+import { clientKey, createRateLimits, rateLimitedMessage, tunnelConnections } from "./rate-limit.ts";
 import { ResultStore } from "./result-store.ts";
 import { apiRouter } from "./routes/api.ts";
 import { pagesRouter } from "./routes/pages.ts";
@@ -31,6 +31,12 @@ export interface StudioApp {
   jobs: CaptionJobs;
   /** Who may use the studio (off unless a token or user:pass is set). */
   access: Access;
+  /**
+   * A private loopback listener for the share tunnel's client: its connections are served like any
+   * other, and marked as the tunnel's, so the X-Forwarded-For that the provider's edge writes is
+   * believed on them (and on no other connection, unless --trust-proxy names its peer).
+   */
+  tunnelEntry(): Promise<{ host: string; port: number }>;
   /** Refuses new work, lets accepted jobs finish (up to config.shutdownGraceMs), then closes sockets and the server. */
   close(): Promise<void>;
 }
@@ -88,7 +94,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     headers["Cache-Control"] = "no-store";
   });
   const keyOf = (socket: { request: { headers: Record<string, string | string[] | undefined>; socket: { remoteAddress?: string } } }) =>
-    clientKey(socket.request.socket.remoteAddress, socket.request.headers["x-forwarded-for"]);
+    clientKey(socket.request.socket, socket.request.headers["x-forwarded-for"], config.trustProxy);
   io.use((socket, next) => {
     void limits.hit(keyOf(socket)).then(({ ok, retryAfterS }) => next(ok ? undefined : handshakeError(ErrorCode.RateLimited, 429, rateLimitedMessage(retryAfterS))));
   });
@@ -108,6 +114,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     registerCaptionSocket(socket, { jobs, results, config, pictureUrl: (id) => `/api/results/${id}/picture.png` });
   });
 
+  const entries = new Set<NetServer>();
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -115,8 +122,21 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     io,
     jobs,
     access,
+    async tunnelEntry() {
+      const entry = createNetServer((socket) => {
+        tunnelConnections.add(socket);
+        httpServer.emit("connection", socket);
+      });
+      await new Promise<void>((resolve, reject) => {
+        entry.once("error", reject);
+        entry.listen(0, "127.0.0.1", () => resolve());
+      });
+      entries.add(entry);
+      return { host: "127.0.0.1", port: (entry.address() as AddressInfo).port };
+    },
     close() {
       closing ??= (async () => {
+        for (const entry of entries) entry.close();
         const stopped = new Promise<void>((resolve) => (httpServer.listening ? httpServer.close(() => resolve()) : resolve()));
         httpServer.closeIdleConnections();
         await jobs.close(config.shutdownGraceMs);

@@ -116,6 +116,9 @@ function link(ctl: AbortController, signals: (AbortSignal | undefined)[]): () =>
 
 export function createCaptionJobs({ captioner, config }: { captioner: Captioner; config: ServerConfig }): CaptionJobs {
   const queue = new JobQueue({ concurrency: config.concurrency, maxQueue: config.maxQueue });
+  // Header checks run before a job queues (a bad file is refused without waiting its turn), so they
+  // get a bound of their own: at most --concurrency at once, as many waiting as the queue holds.
+  const checks = new JobQueue({ concurrency: config.concurrency, maxQueue: config.maxQueue });
   const limits = { pixelLimit: config.pixelLimit };
   const inFlight = new Set<Promise<unknown>>();
   const shutdown = new AbortController();
@@ -124,7 +127,11 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
   async function run(bytes: Uint8Array, opts: JobOptions, hooks: JobHooks = {}): Promise<JobOutcome> {
     if (closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
     if (queue.full) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
-    const info = await inspectUpload(bytes, limits);
+    const info = await checks.run(() => inspectUpload(bytes, limits), { signal: hooks.signal }).catch((e: unknown) => {
+      if (e instanceof QueueFullError) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
+      if (e instanceof QueueClosedError) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
+      throw e;
+    });
     const enqueued = performance.now();
     // One controller per job, fed by the caller's signal, shutdown and the timeout. (Plain
     // listeners removed in `finally`, rather than AbortSignal.any, keep long-lived signals clean.)
@@ -214,6 +221,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
     async close(graceMs) {
       closing = true;
       queue.close();
+      checks.close();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
       await Promise.race([Promise.allSettled([...inFlight]), late]);

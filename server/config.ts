@@ -58,6 +58,12 @@ export interface ServerConfig {
   readonly auth: string | null;
   /** Access token (in the link as ?token=, or `Authorization: Bearer`); null = off. Generated when sharing without credentials. */
   readonly token: string | null;
+  /**
+   * Addresses of reverse proxies in front of the studio whose X-Forwarded-For names the client.
+   * Anyone else's is ignored: a loopback peer may be any local process. (Connections from the
+   * studio's own share tunnel are trusted without being listed: app.ts tunnelEntry.)
+   */
+  readonly trustProxy: readonly string[];
   /** Requests per minute per client address (HTTP requests, Socket.IO connections and captions together); 0 = no limit. */
   readonly rateLimit: number;
   /** Origins (scheme://host[:port]) allowed to call the studio from other sites; empty = CORS closed. */
@@ -112,6 +118,7 @@ export const DEFAULTS: Readonly<Omit<ServerConfig, "examplesDir">> = Object.free
   token: null,
   rateLimit: 600, // 10 a second, sustained over a minute: far above one person, far below a flood
   corsOrigins: Object.freeze([]) as readonly string[],
+  trustProxy: Object.freeze([]) as readonly string[],
 });
 
 const HOUR = 3_600_000;
@@ -144,6 +151,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { key: "auth", flag: "auth", env: ["CAPTION_AUTH"], kind: "optional", shown: "none", help: "require HTTP Basic credentials user:pass" },
   { key: "token", flag: "token", env: ["CAPTION_TOKEN"], kind: "optional", shown: "none; generated when sharing", help: "require this access token (link ?token=, or Authorization: Bearer)" },
   { key: "rateLimit", flag: "rate-limit", env: ["CAPTION_RATE_LIMIT"], kind: "int", min: 0, max: 1_000_000, help: "requests per minute per client address (0 = no limit)" },
+  { key: "trustProxy", flag: "trust-proxy", env: ["CAPTION_TRUST_PROXY"], kind: "list", shown: "none", help: "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (the share tunnel needs none)" },
   { key: "corsOrigins", flag: "cors-origins", env: ["CAPTION_CORS_ORIGINS"], kind: "list", shown: "none (closed)", help: "comma-separated origins allowed cross-site (CORS)" },
 ]);
 

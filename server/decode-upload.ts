@@ -47,6 +47,61 @@ export function sniffImageType(b: Uint8Array): ImageFormat | null {
 
 const bad = (message: string) => new StudioError(ErrorCode.BadImage, message);
 
+/**
+ * A JPEG decodes in time proportional to its pixels times its scans: ordinary progressive files
+ * have about 10, but one of 6000x6000 with 2,000 tiny scans took 36 s to decode, unstoppable
+ * once started. More than this many scans are refused before any decoding.
+ */
+export const MAX_JPEG_SCANS = 64;
+/** sharp's header read walks every page of a TIFF (a 50,000-page one took 1 s); we caption the first. */
+export const MAX_TIFF_PAGES = 100;
+
+/** A JPEG's scans (SOS markers), counted by walking its markers and skipping entropy-coded data; stops past `cap`. */
+export function jpegScans(b: Uint8Array, cap = MAX_JPEG_SCANS): number {
+  let scans = 0;
+  for (let i = 2; i + 3 < b.length; ) {
+    if (b[i] !== 0xff) { i++; continue; } // junk between segments: resync on the next marker
+    const m = b[i + 1];
+    if (m === 0xff) { i++; continue; } // fill byte
+    if (m === 0xd9) break; // end of image
+    if ((m >= 0xd0 && m <= 0xd7) || m === 0x01 || m === 0xd8) { i += 2; continue; } // markers without a length
+    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+    if (m !== 0xda) continue;
+    if (++scans > cap) break;
+    // Entropy-coded data runs to the next marker that is neither a stuffed 0xff00 nor a restart.
+    while (i + 1 < b.length && !(b[i] === 0xff && b[i + 1] !== 0 && !(b[i + 1] >= 0xd0 && b[i + 1] <= 0xd7))) i++;
+  }
+  return scans;
+}
+
+/** A TIFF's pages (its chain of image file directories, loops cut); stops past `cap`. */
+export function tiffPages(b: Uint8Array, cap = MAX_TIFF_PAGES): number {
+  if (b.length < 8) return 0;
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const le = b[0] === 0x49;
+  const seen = new Set<number>();
+  let pages = 0;
+  for (let at = view.getUint32(4, le); at !== 0 && at + 2 <= b.length && !seen.has(at); ) {
+    seen.add(at);
+    if (++pages > cap) break;
+    const next = at + 2 + 12 * view.getUint16(at, le);
+    if (next + 4 > b.length) break;
+    at = view.getUint32(next, le);
+  }
+  return pages;
+}
+
+/** Refuses files whose decoding cost is not bounded by their pixel count, from a cheap walk of their bytes. */
+function checkStructure(bytes: Uint8Array, format: ImageFormat): void {
+  if (format === "jpeg") {
+    const scans = jpegScans(bytes);
+    if (scans > MAX_JPEG_SCANS) throw bad(`JPEG with more than ${MAX_JPEG_SCANS} scans: too costly to decode (ordinary progressive JPEGs have about 10); save it again as a normal JPEG`);
+  } else if (format === "tiff") {
+    const pages = tiffPages(bytes);
+    if (pages > MAX_TIFF_PAGES) throw bad(`TIFF with more than ${MAX_TIFF_PAGES} pages: too costly to read; send the photo on its own`);
+  }
+}
+
 export interface DecodeLimits {
   pixelLimit: number;
 }
@@ -56,6 +111,7 @@ export async function inspectUpload(bytes: Uint8Array, { pixelLimit }: DecodeLim
   if (bytes.length === 0) throw bad("empty file: no image data was sent");
   const format = sniffImageType(bytes);
   if (!format) throw bad("not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF");
+  checkStructure(bytes, format);
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { pages: 1, limitInputPixels: false }).metadata();

@@ -84,7 +84,9 @@ async function main(): Promise<void> {
   if (config.token !== null) console.log(`* Access token:          ${config.token} (the links carry it; API clients send Authorization: Bearer <token>)`);
   if (config.auth !== null) console.log(`* Access control:        HTTP Basic, user "${config.auth.slice(0, config.auth.indexOf(":"))}" (--auth)`);
   if (config.share && !access.enabled) console.log("* Access control:        OFF (--no-share-auth): anyone who has the public link can use the studio.");
-  const share = config.share ? startShare({ config, localPort: port, linkQuery: access.linkQuery }) : null;
+  // The tunnel dials a private entry of its own, so that only its connections' forwarded addresses are believed.
+  const entry = config.share ? await studio.tunnelEntry() : null;
+  const share = entry ? startShare({ config, localPort: entry.port, localHost: entry.host, linkQuery: access.linkQuery }) : null;
   if (!config.share) console.log("\nTo create a public link, add --share (npm run share).");
 
   let stopping = false;

@@ -5,10 +5,13 @@
  * caption gets `failed` with that code. express-rate-limit does the HTTP side; the socket side
  * counts in the same store.
  *
- * Behind a share tunnel every request arrives from the tunnel client, on loopback, and the
- * provider's edge appends the real address to X-Forwarded-For. So for a loopback peer the client
- * is the rightmost forwarded address that is not loopback itself; whatever a client wrote further
- * left is ignored. (A provider that forwards no address puts all public users in one bucket.)
+ * Behind a share tunnel every request arrives from the tunnel client, and the provider's edge
+ * appends the real address to X-Forwarded-For. That header is believed only on connections known
+ * to come from the studio's own tunnel client (app.ts tunnelEntry marks them) or from a proxy
+ * named by --trust-proxy: any local process can connect over loopback and write any header, so
+ * being on loopback proves nothing. The client is then the rightmost forwarded address that is not
+ * itself a trusted proxy; whatever a client wrote further left is ignored. (A provider that
+ * forwards no address puts all public users in one bucket.)
  */
 import type { RequestHandler } from "express";
 import { ipKeyGenerator, MemoryStore, rateLimit, type Options } from "express-rate-limit";
@@ -19,16 +22,29 @@ const WINDOW_MS = 60_000;
 
 export const isLoopback = (addr: string) => addr === "::1" || /^(::ffff:)?127\./.test(addr);
 
-/** The client's address: the peer's, or for a loopback peer (a tunnel, a local proxy) the nearest forwarded one. */
-export function clientAddress(remote: string | undefined, forwardedFor: string | string[] | undefined): string {
-  let addr = remote ?? "unknown";
+/** Connections that came in through the studio's own share tunnel (app.ts tunnelEntry). */
+export const tunnelConnections = new WeakSet<object>();
+
+/** "::ffff:127.0.0.1" and "127.0.0.1" are one address. */
+const plain = (addr: string) => addr.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
+
+/** The connection a request came on: its peer address, and the socket object (for tunnelConnections). */
+export type Peer = { remoteAddress?: string };
+
+/** The client's address: the peer's, or behind the studio's tunnel or a trusted proxy the nearest forwarded one. */
+export function clientAddress(peer: Peer, forwardedFor: string | string[] | undefined, trustProxy: readonly string[] = []): string {
+  const remote = peer.remoteAddress ?? "unknown";
+  const proxies = new Set(trustProxy.map(plain));
+  if (!tunnelConnections.has(peer) && !proxies.has(plain(remote))) return remote;
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : (forwardedFor ?? "")).split(",").map((h) => h.trim()).filter(Boolean);
-  while (isLoopback(addr) && hops.length > 0) addr = hops.pop()!;
+  let addr = remote;
+  do addr = hops.pop() ?? addr;
+  while (hops.length > 0 && proxies.has(plain(addr)));
   return addr;
 }
 
 /** The key a client is counted under: its address, IPv6 addresses by /56 (one home or host). */
-export const clientKey = (remote: string | undefined, forwardedFor: string | string[] | undefined) => ipKeyGenerator(clientAddress(remote, forwardedFor));
+export const clientKey = (peer: Peer, forwardedFor: string | string[] | undefined, trustProxy: readonly string[] = []) => ipKeyGenerator(clientAddress(peer, forwardedFor, trustProxy));
 
 export interface RateLimits {
   /** Express middleware, or null when --rate-limit is 0. */
@@ -40,7 +56,7 @@ export interface RateLimits {
 
 export const rateLimitedMessage = (retryAfterS: number) => `too many requests from your address; try again in ${retryAfterS} s`;
 
-export function createRateLimits(config: Pick<ServerConfig, "rateLimit">): RateLimits {
+export function createRateLimits(config: Pick<ServerConfig, "rateLimit" | "trustProxy">): RateLimits {
   const limit = config.rateLimit;
   if (limit === 0) return { http: null, hit: async () => ({ ok: true, retryAfterS: 0 }), close() {} };
   const store = new MemoryStore();
@@ -51,7 +67,7 @@ export function createRateLimits(config: Pick<ServerConfig, "rateLimit">): RateL
     store,
     standardHeaders: "draft-7",
     legacyHeaders: false,
-    keyGenerator: (req) => clientKey(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
+    keyGenerator: (req) => clientKey(req.socket, req.headers["x-forwarded-for"], config.trustProxy),
     handler: (req, res, _next, options: Options) => {
       const info = (req as unknown as Record<string, { resetTime?: Date } | undefined>)[options.requestPropertyName];
       const wait = retryAfter(info?.resetTime);

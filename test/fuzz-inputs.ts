@@ -6,7 +6,7 @@
  * From a few valid files (real photos as JPEG, PNG, WebP, TIFF; 1x1 images; an animated GIF) it
  * makes truncations, bit flips, overwritten runs, duplicated or dropped chunks, swapped or broken
  * magic numbers, huge or zero declared dimensions (PNG with a correct CRC, JPEG SOF, GIF, WebP),
- * animated GIFs with many frames, files with junk before or after, other file types (PDF, ZIP, ELF,
+ * animated GIFs with many frames, progressive JPEGs with thousands of scans, TIFFs with thousands of pages, files with junk before or after, other file types (PDF, ZIP, ELF,
  * BMP, ICO, MP4, HEIC brands), text (plain, HTML, SVG, JSON), zero-length and all-zero files, and
  * random bytes. Most are refused at the header check (cheap); the rest reach the decoder or the
  * model, which must answer with a caption or a 400.
@@ -148,6 +148,45 @@ function manyFrameGif(rand: () => number, w: number, h: number, frames: number):
   return Buffer.concat(parts);
 }
 
+/**
+ * A progressive JPEG whose last scan is repeated until it has `scans` scans: each one is a full
+ * pass over the pixels for a decoder, so the decoding cost grows with them, not with the pixels.
+ */
+export function manyScanJpeg(progressive: Buffer, scans: number): Buffer {
+  const body = progressive.subarray(0, progressive.length - 2); // without EOI
+  const last = body.lastIndexOf(Buffer.from([0xff, 0xda])); // 0xffda never occurs inside entropy-coded data
+  if (last < 0 || progressive.readUInt16BE(progressive.length - 2) !== 0xffd9) throw new Error("not a JPEG ending in a scan");
+  const have = (() => { let n = 0; for (let i = body.indexOf(Buffer.from([0xff, 0xda])); i >= 0; i = body.indexOf(Buffer.from([0xff, 0xda]), i + 2)) n++; return n; })();
+  const block = body.subarray(last);
+  return Buffer.concat([body, ...Array.from({ length: Math.max(0, scans - have) }, () => block), Buffer.from([0xff, 0xd9])]);
+}
+
+/** A little-endian TIFF of `pages` 1x1 grey pages, each an image file directory of its own, all sharing one pixel. */
+export function manyPageTiff(pages: number): Buffer {
+  const ENTRIES = 8, IFD = 2 + 12 * ENTRIES + 4, pixel = 8;
+  const out = Buffer.alloc(pixel + 2 + pages * IFD); // header, the pixel (+1 pad), then the directories
+  out.write("II", 0, "latin1");
+  out.writeUInt16LE(42, 2);
+  out.writeUInt32LE(pixel + 2, 4);
+  out[pixel] = 0x80;
+  for (let p = 0; p < pages; p++) {
+    const at = pixel + 2 + p * IFD;
+    out.writeUInt16LE(ENTRIES, at);
+    // tag, type (3 SHORT, 4 LONG), count, value: width, height, bits, no compression, min-is-black, strip offset, rows per strip, strip bytes
+    const tags: [number, number, number][] = [[256, 3, 1], [257, 3, 1], [258, 3, 8], [259, 3, 1], [262, 3, 1], [273, 4, pixel], [278, 3, 1], [279, 4, 1]];
+    tags.forEach(([tag, type, value], k) => {
+      const e = at + 2 + 12 * k;
+      out.writeUInt16LE(tag, e);
+      out.writeUInt16LE(type, e + 2);
+      out.writeUInt32LE(1, e + 4);
+      if (type === 3) out.writeUInt16LE(value, e + 8);
+      else out.writeUInt32LE(value, e + 8);
+    });
+    out.writeUInt32LE(p + 1 < pages ? at + IFD : 0, at + 2 + 12 * ENTRIES);
+  }
+  return out;
+}
+
 /** The generator: `count` inputs from `seeds`, reproducible from `seed`. */
 export function* fuzzInputs(seeds: Seeds, count: number, seed = 1): Generator<FuzzInput> {
   const rand = prng(seed);
@@ -220,6 +259,17 @@ export function* fuzzInputs(seeds: Seeds, count: number, seed = 1): Generator<Fu
       kind = `junk:${name}`;
       const junk = Buffer.from(Array.from({ length: 1 + int(4096) }, () => int(256)));
       bytes = rand() < 0.5 ? Buffer.concat([base, junk]) : Buffer.concat([junk, base]);
+    } else if (r < 0.97) {
+      // Files whose decoding cost is not bounded by their pixels: refused from a walk of their bytes.
+      if (rand() < 0.5) {
+        const scans = pick([65, 500, 2000]);
+        kind = `jpeg-scans:${scans}`;
+        bytes = manyScanJpeg(seeds.progressive, scans);
+      } else {
+        const pages = pick([101, 1000, 50_000]);
+        kind = `tiff-pages:${pages}`;
+        bytes = manyPageTiff(pages);
+      }
     } else {
       kind = `valid:${name}`;
       bytes = base;

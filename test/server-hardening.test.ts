@@ -14,13 +14,15 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client as GradioClient, handle_file } from "@gradio/client";
+import sharp from "sharp";
 import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
-import { clientAddress } from "../server/rate-limit.ts";
+import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
+import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
 import { DATA, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
@@ -178,8 +180,8 @@ describe("access control", () => {
 
   it("locks out an address that keeps presenting wrong credentials (429), over HTTP and Socket.IO", T, async () => {
     const token = "right-token-0123456789";
-    const { url } = await serve({ token, auth: "ann:pw" });
-    const me = { "x-forwarded-for": "203.0.113.7" }; // through a (loopback) proxy, as from a tunnel
+    const { url } = await serve({ token, auth: "ann:pw", trustProxy: ["127.0.0.1", "::1"] });
+    const me = { "x-forwarded-for": "203.0.113.7" }; // through a proxy named by --trust-proxy
     for (let i = 0; i < 20; i++) assert.equal((await fetch(`${url}/api/health`, { headers: { ...me, authorization: `Bearer guess-${i}-xxxxxxxx` } })).status, 401);
     const locked = await fetch(`${url}/api/health`, { headers: { ...me, authorization: `Bearer ${token}` } });
     assert.equal(locked.status, 429);
@@ -226,16 +228,39 @@ describe("Gradio clients under access control", () => {
 });
 
 describe("rate limiting per client address", () => {
-  it("finds the client behind a loopback proxy, and ignores forwarded addresses from others", () => {
-    assert.equal(clientAddress("127.0.0.1", "203.0.113.9"), "203.0.113.9");
-    assert.equal(clientAddress("127.0.0.1", "6.6.6.6, 203.0.113.9"), "203.0.113.9", "a forged left part is ignored");
-    assert.equal(clientAddress("::ffff:127.0.0.1", "203.0.113.9, 127.0.0.1"), "203.0.113.9");
-    assert.equal(clientAddress("198.51.100.4", "203.0.113.9"), "198.51.100.4", "only a loopback peer is trusted");
-    assert.equal(clientAddress("::1", undefined), "::1");
+  it("believes X-Forwarded-For only from the studio's own tunnel or a proxy named by --trust-proxy, never merely from loopback", () => {
+    const peer = (remoteAddress: string) => ({ remoteAddress });
+    assert.equal(clientAddress(peer("127.0.0.1"), "203.0.113.9"), "127.0.0.1", "any local process may write the header");
+    const tunnel = peer("127.0.0.1");
+    tunnelConnections.add(tunnel);
+    assert.equal(clientAddress(tunnel, "203.0.113.9"), "203.0.113.9");
+    assert.equal(clientAddress(tunnel, "6.6.6.6, 203.0.113.9"), "203.0.113.9", "a forged left part is ignored");
+    assert.equal(clientAddress(tunnel, undefined), "127.0.0.1");
+    const proxy = ["127.0.0.1", "198.51.100.4"];
+    assert.equal(clientAddress(peer("::ffff:127.0.0.1"), "203.0.113.9, 127.0.0.1", proxy), "203.0.113.9", "a chain of trusted proxies");
+    assert.equal(clientAddress(peer("::ffff:127.0.0.1"), "203.0.113.9, 10.0.0.1", proxy), "10.0.0.1", "the nearest untrusted hop is the client");
+    assert.equal(clientAddress(peer("198.51.100.4"), "203.0.113.9", proxy), "203.0.113.9");
+    assert.equal(clientAddress(peer("198.51.100.5"), "203.0.113.9", proxy), "198.51.100.5", "an unlisted peer is the client");
+    assert.equal(clientAddress(peer("::1"), undefined, proxy), "::1");
+  });
+
+  it("a local client that forges X-Forwarded-For gets no fresh budget or lockout count from it", T, async () => {
+    const token = "right-token-0123456789";
+    const { url } = await serve({ token });
+    // 25 wrong guesses, each with a new forged address: the 21st is already locked out (the lockout allows 20).
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++) statuses.push((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": `203.0.113.${i}`, authorization: `Bearer guess-${i}-xxxxxxxx` } })).status);
+    assert.deepEqual(statuses.slice(0, 20), Array(20).fill(401));
+    assert.ok(statuses.slice(20).every((st) => st === 429), `after 20 wrong guesses: ${statuses.slice(20)}`);
+    // The rate limit counts the same address whatever the header says: 5 a minute, then 429.
+    const limited = await serve({ rateLimit: 5 });
+    const more: number[] = [];
+    for (let i = 0; i < 8; i++) more.push((await fetch(`${limited.url}/api/health`, { headers: { "x-forwarded-for": `198.51.100.${i}` } })).status);
+    assert.deepEqual(more, [200, 200, 200, 200, 200, 429, 429, 429]);
   });
 
   it("answers 429 over the limit with Retry-After, counting HTTP, connections and captions together", T, async () => {
-    const { url } = await serve({ rateLimit: 6 });
+    const { url } = await serve({ rateLimit: 6, trustProxy: ["127.0.0.1", "::1"] });
     const a = { "x-forwarded-for": "203.0.113.1" };
     for (let i = 0; i < 3; i++) assert.equal((await fetch(`${url}/api/health`, { headers: a })).status, 200);
     const s = socket(url, { extraHeaders: a });
@@ -324,6 +349,29 @@ describe("error answers and files", () => {
       assert.ok(!body.includes('"name": "caption-studio"') && !body.includes("[core]") && !body.includes("root:x:0"), `${JSON.stringify(line)} served a file outside static/`);
     }
     assert.equal((await fetch(`${url}/api/health`)).status, 200, "still up");
+  });
+
+  it("refuses files whose decoding cost is not bounded by their pixels (thousands of JPEG scans or TIFF pages) at once; ordinary ones caption", T, async () => {
+    const { url } = await serve({ concurrency: 1 });
+    const progressive = await sharp(JPEG).resize(48, 48).jpeg({ progressive: true }).toBuffer();
+    const post = (body: Buffer) => fetch(`${url}/api/caption?beam=1&maxLen=3`, { method: "POST", headers: { "content-type": "application/octet-stream" }, body: new Uint8Array(body) });
+    for (const [what, bytes, message] of [
+      ["2,000-scan JPEG", manyScanJpeg(progressive, 2000), /more than 64 scans/],
+      ["50,000-page TIFF", manyPageTiff(50_000), /more than 100 pages/],
+    ] as const) {
+      const t0 = performance.now();
+      const r = await post(bytes);
+      const ms = performance.now() - t0;
+      const body = (await r.json()) as { error: string; message: string };
+      assert.equal(r.status, 400, `${what}: ${JSON.stringify(body)}`);
+      assert.equal(body.error, "bad_image");
+      assert.match(body.message, message);
+      assert.ok(ms < 2000, `${what} answered in ${ms.toFixed(0)} ms`);
+    }
+    for (const [what, bytes] of [["progressive JPEG", progressive], ["3-page TIFF", manyPageTiff(3)]] as const) {
+      const r = await post(bytes);
+      assert.equal(r.status, 200, `${what}: ${await r.text()}`);
+    }
   });
 
   it("serves only the gallery's own photos: no symlinks, no subfolders", T, async () => {

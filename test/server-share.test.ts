@@ -50,7 +50,8 @@ async function serve(overrides: Partial<ServerConfig>): Promise<{ studio: Studio
 async function shared(overrides: Partial<ServerConfig> = {}) {
   const { studio, config, port } = await serve({ share: true, ...overrides });
   const logs: string[] = [];
-  const share = startShare({ config, localPort: port, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: BACKOFF, openTimeoutMs: 5000 });
+  const entry = await studio.tunnelEntry(); // as server/index.ts does: the tunnel's own way in
+  const share = startShare({ config, localPort: entry.port, localHost: entry.host, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: BACKOFF, openTimeoutMs: 5000 });
   shares.push(share);
   const link = await share.ready;
   assert.ok(link, `the share opened: ${logs.join("\n")}`);
@@ -188,6 +189,22 @@ describe("share link through a loopback localtunnel server", () => {
       socket.close();
     }
     assert.ok((tunnels.forwarded.get(id) ?? 0) >= before + 2, "the sockets went through the tunnel");
+  });
+
+  it("counts each public client by the address the tunnel's edge gives, whatever X-Forwarded-For the client wrote itself", T, async () => {
+    const { origin, port } = await shared({ shareAuth: false, rateLimit: 4 });
+    try {
+      tunnels.edgeAddress = "203.0.113.77";
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await request(`${origin}/api/health`, { headers: { "x-forwarded-for": `198.51.100.${i}` } })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429], "a forged header buys no fresh budget");
+      tunnels.edgeAddress = "203.0.113.78";
+      assert.equal((await request(`${origin}/api/health`)).status, 200, "another public client has its own budget");
+      // Directly on loopback, the same header names no one: this local client has its own budget, untouched above.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/api/health`, { headers: { "x-forwarded-for": "203.0.113.77" } })).status, 200);
+    } finally {
+      tunnels.edgeAddress = null;
+    }
   });
 
   it("enforces access control through the tunnel: 401 over HTTP, connect_error over Socket.IO", T, async () => {

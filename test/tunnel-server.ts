@@ -44,6 +44,8 @@ export class TunnelServer {
   /** The `/?new` and `/<name>` requests seen. */
   readonly created: string[] = [];
   readonly agent = new http.Agent({ lookup: lookup as never, keepAlive: false });
+  /** The address the edge appends to X-Forwarded-For; null: the public client's own (loopback here). Tests set it to play distinct public clients. */
+  edgeAddress: string | null = null;
   private readonly front: http.Server;
   private next = 0;
 
@@ -131,7 +133,7 @@ export class TunnelServer {
 
   private forwardedHeaders(req: http.IncomingMessage): Record<string, string> {
     const prior = req.headers["x-forwarded-for"];
-    return { "x-forwarded-for": `${prior ? `${prior}, ` : ""}${req.socket.remoteAddress}`, "x-forwarded-proto": "http" };
+    return { "x-forwarded-for": `${prior ? `${prior}, ` : ""}${this.edgeAddress ?? req.socket.remoteAddress}`, "x-forwarded-proto": "http" };
   }
 
   private count(id: string): void {

@@ -40,6 +40,8 @@ export interface Share {
 export interface ShareOptions {
   config: ServerConfig;
   localPort: number;
+  /** Where the tunnel dials the studio; default: where it listens (127.0.0.1 for 0.0.0.0). */
+  localHost?: string;
   /** Appended to the printed public URL: the access token's query, or "". */
   linkQuery: string;
   log?: (line: string) => void;
@@ -71,7 +73,7 @@ export function startShare(opts: ShareOptions): Share {
   const provider = opts.provider ?? PROVIDERS[config.shareProvider];
   const { firstMs, maxMs } = opts.backoff ?? { firstMs: 1000, maxMs: 60_000 };
   const openTimeoutMs = opts.openTimeoutMs ?? 30_000;
-  const localHost = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
+  const localHost = opts.localHost ?? (config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host);
   const stop = new AbortController();
   let state: ShareState = "connecting";
   let current: Tunnel | null = null;
