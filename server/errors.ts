@@ -3,6 +3,7 @@
  * thrown value into what a client may see: known errors pass through with their code and
  * message; anything else becomes a generic "internal error" (the details go to the log).
  */
+import multer from "multer";
 import { ImageError } from "../model/image.ts";
 import { ErrorCode } from "./events.ts";
 
@@ -52,4 +53,39 @@ export function toClientError(e: unknown, log: (msg: string) => void = console.e
   }
   log(`[caption-studio] unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   return { code: ErrorCode.Internal, message: "internal error", status: 500 };
+}
+
+/** The one message for an upload over --upload-limit. */
+export const tooLargeMessage = (uploadLimit: number) => `file too large: the limit is ${(uploadLimit / 1048576).toFixed(1)} MB`;
+
+/**
+ * A malformed request as a client error, or null for anything else: body-parser and multer
+ * failures, an upload its client cut off, a malformed %-escape in the path, and a body whose Content-Encoding (gzip, deflate,
+ * br) does not decode (zlib's own errors, which carry no HTTP status). `fileHint` says where files
+ * go, for a multipart request with a file in the wrong field.
+ */
+export function requestError(err: unknown, uploadLimit: number, fileHint: string, log: (msg: string) => void = console.warn): ClientError | null {
+  if (err instanceof StudioError) return null;
+  const bad = (message: string): ClientError => ({ code: ErrorCode.BadRequest, status: 400, message });
+  // The client went away mid-upload (multer's words; body-parser's say request.aborted): one line, no stack.
+  if (err instanceof Error && (/^Request (aborted|closed|error)$/.test(err.message) || (err as { type?: string }).type === "request.aborted")) {
+    log("[caption-studio] an upload was cut off by its client");
+    return bad("the upload was cut off before it ended");
+  }
+  if (err instanceof URIError) return bad("bad path: malformed %-escape");
+  const tooLarge = { code: ErrorCode.TooLarge, status: 413, message: tooLargeMessage(uploadLimit) };
+  if (err instanceof multer.MulterError) {
+    if (err.code === "LIMIT_FILE_SIZE") return tooLarge;
+    if (err.code === "LIMIT_UNEXPECTED_FILE") return bad(fileHint);
+    return bad(`bad multipart request: ${err.message.toLowerCase()}`);
+  }
+  const e = err as { type?: string; status?: number; message?: string; code?: unknown };
+  if (e?.type === "entity.too.large") return tooLarge;
+  if (e?.type === "entity.parse.failed") return bad("the request body is not valid JSON");
+  if (typeof e?.type === "string" && typeof e.status === "number" && e.status < 500) return bad(`bad request body: ${e.message ?? e.type}`);
+  if (err instanceof Error && typeof e.code === "string" && /^(Z_|ERR__ERROR_|ERR_BROTLI)/.test(e.code)) {
+    return bad("the request body does not decode as its Content-Encoding says");
+  }
+  if (err instanceof Error && /multipart|boundary|unexpected end of form|malformed part/i.test(err.message)) return bad(`bad multipart request: ${err.message}`);
+  return null;
 }

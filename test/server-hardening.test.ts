@@ -306,7 +306,8 @@ describe("Socket.IO message size limit", () => {
 });
 
 describe("error answers and files", () => {
-  const post = (target: string, type: string, body: string) => `POST ${target} HTTP/1.1\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`;
+  const post = (target: string, type: string, body: string, extra = "") => `POST ${target} HTTP/1.1\r\nContent-Type: ${type}\r\n${extra}Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n\r\n${body}`;
+  const nested = (depth: number) => "[".repeat(depth) + "0" + "]".repeat(depth);
   const hostile = [
     "GET /static/%E0%A4%A HTTP/1.1",
     "GET /%ff HTTP/1.1",
@@ -334,6 +335,10 @@ describe("error answers and files", () => {
     post("/api/caption?beam=%00", "image/jpeg", "\xff\xd8\xff"),
     post("/login", "multipart/form-data", "%%%%%%%%%"),
     post("/login", "multipart/form-data; boundary=y", `--y\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\nx\r\n--y--\r\n`),
+    post("/api/caption", "image/jpeg", "not brotli at all", "Content-Encoding: br\r\n"),
+    post("/gradio_api/queue/join", "application/json", "not gzip", "Content-Encoding: gzip\r\n"),
+    post("/gradio_api/call/predict", "application/json", "\x1f\x8b\x08\x00 truncated", "Content-Encoding: gzip\r\n"),
+    post("/gradio_api/queue/join", "application/json", `{"fn_index": ${nested(20_000)}, "data": [], "session_hash": "abc"}`),
     "DELETE /api/health HTTP/1.1",
     "GET /api/health HTTP/1.1\r\nX-Bad: \x01\x02",
   ];
@@ -349,6 +354,28 @@ describe("error answers and files", () => {
       assert.ok(!body.includes('"name": "caption-studio"') && !body.includes("[core]") && !body.includes("root:x:0"), `${JSON.stringify(line)} served a file outside static/`);
     }
     assert.equal((await fetch(`${url}/api/health`)).status, 200, "still up");
+  });
+
+  it("an upload its client cuts off logs one line, with no stack trace", T, async () => {
+    const { port } = await serve();
+    const logged: string[] = [];
+    const [warn, error] = [console.warn, console.error];
+    console.warn = console.error = (...args: unknown[]) => void logged.push(args.map(String).join(" "));
+    try {
+      for (const [target, field] of [["/api/caption", "image"], ["/gradio_api/upload", "files"]]) {
+        await new Promise<void>((resolve) => {
+          const s = net.connect(port, "127.0.0.1", () => {
+            s.write(`POST ${target} HTTP/1.1\r\nHost: studio\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name="${field}"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n${"x".repeat(5000)}`);
+            setTimeout(() => s.destroy(), 200);
+          });
+          s.on("close", () => setTimeout(resolve, 300));
+        });
+      }
+    } finally {
+      [console.warn, console.error] = [warn, error];
+    }
+    assert.equal(logged.length, 2, logged.join("\n---\n"));
+    for (const line of logged) assert.ok(!line.includes("\n") && !/\bat /.test(line), `one line, no stack: ${line}`);
   });
 
   it("refuses files whose decoding cost is not bounded by their pixels (thousands of JPEG scans or TIFF pages) at once; ordinary ones caption", T, async () => {

@@ -23,7 +23,7 @@ import multer from "multer";
 import type { CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { sniffImageType } from "../decode-upload.ts";
-import { StudioError, toClientError } from "../errors.ts";
+import { requestError, StudioError, toClientError } from "../errors.ts";
 import { ErrorCode } from "../events.ts";
 import { renderPicture } from "../picture.ts";
 import { ResultStore } from "../result-store.ts";
@@ -175,6 +175,11 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
     if (typeof sessionHash !== "string" || !SESSION_HASH.test(sessionHash)) {
       fail(ErrorCode.BadRequest, "Session hash not found: send session_hash, a short string of letters, digits, '_', '-' or '.'");
     }
+    // Only a number (or its digits) is an index; anything else, a nested array say, is refused as it is
+    // (turning one into a number or a string recurses as deep as it nests).
+    if (fnIndex !== undefined && fnIndex !== null && typeof fnIndex !== "number" && !(typeof fnIndex === "string" && /^\d{1,6}$/.test(fnIndex))) {
+      fail(ErrorCode.BadRequest, `fn_index must be a number; this app has one function, ${FN_INDEX} (/${API_NAME})`);
+    }
     if (fnIndex !== undefined && fnIndex !== null && Number(fnIndex) !== FN_INDEX) {
       fail(ErrorCode.NotFound, `no such function: fn_index ${JSON.stringify(fnIndex)}; this app has one, ${FN_INDEX} (/${API_NAME})`);
     }
@@ -237,7 +242,7 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
   });
 
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const e = requestError(err, config.uploadLimit) ?? toClientError(err);
+    const e = requestError(err, config.uploadLimit, `send files in the multipart field "files" (at most ${MAX_FILES_PER_UPLOAD})`) ?? toClientError(err);
     if (res.headersSent || res.destroyed) return;
     // Gradio answers a full queue with 503: its clients say "busy" for that status.
     if (e.code === ErrorCode.Busy) res.set("Retry-After", "2");
@@ -246,27 +251,4 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
   api.use(onError);
   router.use(onError);
   return router;
-}
-
-/** Body-parser and multer failures as client errors; null for anything else. */
-function requestError(err: unknown, uploadLimit: number): { code: ErrorCode; status: number; message: string } | null {
-  if (err instanceof StudioError) return null;
-  // Express decodes route parameters; a malformed %-escape in the path fails there.
-  if (err instanceof URIError) return { code: ErrorCode.BadRequest, status: 400, message: "bad file path: malformed %-escape" };
-  const tooLarge = { code: ErrorCode.TooLarge, status: 413, message: `file too large: the limit is ${(uploadLimit / 1048576).toFixed(1)} MB` };
-  if (err instanceof multer.MulterError) {
-    if (err.code === "LIMIT_FILE_SIZE") return tooLarge;
-    if (err.code === "LIMIT_UNEXPECTED_FILE") return { code: ErrorCode.BadRequest, status: 400, message: `send files in the multipart field "files" (at most ${MAX_FILES_PER_UPLOAD})` };
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad multipart request: ${err.message.toLowerCase()}` };
-  }
-  const e = err as { type?: string; status?: number; message?: string };
-  if (e?.type === "entity.too.large") return tooLarge;
-  if (e?.type === "entity.parse.failed") return { code: ErrorCode.BadRequest, status: 400, message: "the request body is not valid JSON" };
-  if (typeof e?.type === "string" && typeof e.status === "number" && e.status < 500) {
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad request body: ${e.message ?? e.type}` };
-  }
-  if (err instanceof Error && /multipart|boundary|unexpected end of form|malformed part/i.test(err.message)) {
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad multipart request: ${err.message}` };
-  }
-  return null;
 }

@@ -8,7 +8,7 @@
  * cannot be made to call other hosts (SSRF). Paths are never opened on disk. Whether the bytes
  * are an image is decided later, by the caption job, from the bytes themselves.
  */
-import { StudioError } from "../errors.ts";
+import { StudioError, tooLargeMessage } from "../errors.ts";
 import { ErrorCode } from "../events.ts";
 import type { FileStore } from "./file-store.ts";
 import { API_PREFIX } from "./gradio-spec.ts";
@@ -20,7 +20,6 @@ export interface InputSources {
 }
 
 const FILE_ROUTE = `${API_PREFIX}/file=`;
-const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 /** A piece of client input, short enough to quote in a message. */
 const quote = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
 
@@ -32,7 +31,7 @@ function fromDataUrl(s: string, uploadLimit: number): Uint8Array {
   const payload = s.slice(m[0].length).replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(payload)) throw badRequest("the data URL is not valid base64");
   if (Math.floor((payload.length * 3) / 4) > uploadLimit + 2) {
-    throw new StudioError(ErrorCode.TooLarge, `file too large: the limit is ${mb(uploadLimit)}`);
+    throw new StudioError(ErrorCode.TooLarge, tooLargeMessage(uploadLimit));
   }
   return Buffer.from(payload, payload.includes("-") || payload.includes("_") ? "base64url" : "base64");
 }

@@ -14,7 +14,7 @@ import type { Captioner } from "../../model/types.ts";
 import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { decodeUpload } from "../decode-upload.ts";
-import { StudioError, toClientError, type ClientError } from "../errors.ts";
+import { requestError, StudioError, toClientError } from "../errors.ts";
 import { ErrorCode } from "../events.ts";
 import { renderPicture } from "../picture.ts";
 import { STORED_SIDE, type ResultStore } from "../result-store.ts";
@@ -27,30 +27,8 @@ export interface ApiDeps {
   startedAt: number;
 }
 
-const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 
 /** Turns body-parser and multer failures into client errors; null for anything else. */
-function bodyError(err: unknown, config: ServerConfig): ClientError | null {
-  if (err instanceof StudioError) return null;
-  const tooLarge = { code: ErrorCode.TooLarge, status: 413, message: `file too large: the limit is ${mb(config.uploadLimit)}` };
-  if (err instanceof multer.MulterError) {
-    if (err.code === "LIMIT_FILE_SIZE") return tooLarge;
-    if (err.code === "LIMIT_UNEXPECTED_FILE") {
-      return { code: ErrorCode.BadRequest, status: 400, message: `unexpected file field "${err.field}": send the image in the field "image", one file only` };
-    }
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad multipart request: ${err.message.toLowerCase()}` };
-  }
-  const e = err as { type?: string; status?: number; message?: string };
-  if (e?.type === "entity.too.large") return tooLarge;
-  if (typeof e?.type === "string" && typeof e.status === "number" && e.status < 500) {
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad request body: ${e.message ?? e.type}` };
-  }
-  if (err instanceof Error && /multipart|boundary|unexpected end of form|malformed part/i.test(err.message)) {
-    return { code: ErrorCode.BadRequest, status: 400, message: `bad multipart request: ${err.message}` };
-  }
-  return null;
-}
-
 export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDeps): express.Router {
   const router = express.Router();
   const multipart = multer({
@@ -118,7 +96,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
   });
 
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const e = bodyError(err, config) ?? toClientError(err);
+    const e = requestError(err, config.uploadLimit, 'unexpected file field: send the image in the field "image", one file only') ?? toClientError(err);
     if (res.headersSent || res.destroyed) return;
     if (e.code === ErrorCode.Busy) res.set("Retry-After", "2");
     res.status(e.status).json({ error: e.code, message: e.message });

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Socket } from "socket.io";
 import { objectIndex, toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
-import { StudioError, toClientError } from "../errors.ts";
+import { StudioError, toClientError, tooLargeMessage } from "../errors.ts";
 import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents, type StepEvent } from "../events.ts";
 import type { ResultStore } from "../result-store.ts";
 
@@ -28,7 +28,7 @@ function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
   else if (image instanceof ArrayBuffer) bytes = new Uint8Array(image);
   else throw new StudioError(ErrorCode.BadRequest, "image must be binary data (ArrayBuffer, Uint8Array or Buffer)");
   if (bytes.length > config.uploadLimit) {
-    throw new StudioError(ErrorCode.TooLarge, `file too large: ${(bytes.length / 1048576).toFixed(1)} MB; the limit is ${(config.uploadLimit / 1048576).toFixed(1)} MB`);
+    throw new StudioError(ErrorCode.TooLarge, `${tooLargeMessage(config.uploadLimit)} (this one is ${(bytes.length / 1048576).toFixed(1)} MB)`);
   }
   return { bytes, opts: jobs.options({ beam, maxLen, objects }) };
 }
