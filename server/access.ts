@@ -6,16 +6,18 @@
  *     static files, the API and the Socket.IO handshake all work once a browser has opened the
  *     printed link (HttpOnly, SameSite=Lax: a cross-site link still works, cross-site posts do not);
  *   - the token: `?token=` in the URL (a browser is then redirected to the same URL without it, so
- *     it stays out of the address bar and history), `Authorization: Bearer <token>`, or, over
- *     Socket.IO, `auth: { token }`;
+ *     it stays out of the address bar and history; a Socket.IO client passes `query: { token }`),
+ *     or `Authorization: Bearer <token>`;
  *   - HTTP Basic `user:pass` (browsers prompt for it), or Gradio's `POST /login` form
  *     (`username`, `password`; what @gradio/client's `auth` option sends).
- * Anything else gets 401 (Socket.IO: `connect_error` "unauthorized", `data.status` 401). Secrets
+ * Anything else gets 401. Socket.IO is judged at the Engine.IO handshake, before a session exists
+ * (app.ts): an unauthenticated client never gets one, so it can send nothing (a session would take
+ * messages of --upload-limit for 45 s before Socket.IO's own CONNECT could be checked). Secrets
  * are compared in constant time, and an address that keeps presenting wrong ones is locked out
  * for a while (429), so a password cannot be guessed at speed.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import express, { type Request, type Response } from "express";
 import multer from "multer";
 import type { ServerConfig } from "./config.ts";
@@ -28,13 +30,13 @@ const FAILURE_WINDOW_MS = 10 * 60_000;
 /** Addresses tracked at most (memory stays bounded whatever the number of guessers). */
 const MAX_TRACKED = 10_000;
 
-export interface SocketLike {
-  request: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } };
-  handshake: { auth: Record<string, unknown>; query: Record<string, unknown> };
+/** A refusal as HTTP status, error code and message. */
+export interface Refusal {
+  status: 401 | 429;
+  code: ErrorCode;
+  message: string;
+  retryAfterS?: number;
 }
-
-/** An error for Socket.IO's `next(err)`: the client's `connect_error` gets its message and data. */
-export type HandshakeError = Error & { data: { code: ErrorCode; status: number; message: string } };
 
 export interface Access {
   readonly enabled: boolean;
@@ -42,8 +44,8 @@ export interface Access {
   readonly linkQuery: string;
   /** Express: `POST /login`, then the check. Mount it before every other router. */
   readonly http: express.Router;
-  /** For `io.use()`: refuses a handshake without credentials. */
-  socket(socket: SocketLike, next: (err?: Error) => void): void;
+  /** Judges an Engine.IO handshake request (cookie, Authorization, `?token=`): null to let it in, else why not. */
+  handshake(req: IncomingMessage): Refusal | null;
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest();
@@ -197,22 +199,17 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth" | "trus
     enabled,
     linkQuery: token !== null ? `?token=${encodeURIComponent(token)}` : "",
     http: router,
-    socket(socket, next) {
-      if (!enabled) return next();
-      const { headers } = socket.request;
-      const addr = clientKey(socket.request.socket, headers["x-forwarded-for"], trustProxy);
+    handshake(req) {
+      if (!enabled) return null;
+      const addr = clientKey(req.socket, req.headers["x-forwarded-for"], trustProxy);
       const wait = lockout.blocked(addr);
-      if (wait) return next(handshakeError(ErrorCode.RateLimited, 429, `too many wrong credentials from your address; try again in ${wait} s`));
-      const verdict = judge(headers, [socket.handshake.auth?.token, socket.handshake.query?.token]);
-      if (verdict === "ok") return next();
+      if (wait) return { status: 429, code: ErrorCode.RateLimited, message: `too many wrong credentials from your address; try again in ${wait} s`, retryAfterS: wait };
+      const verdict = judge(req.headers, [new URL(req.url ?? "/", "http://studio.invalid").searchParams.get("token") ?? undefined]);
+      if (verdict === "ok") return null;
       if (verdict === "wrong") lockout.fail(addr);
-      next(handshakeError(ErrorCode.Unauthorized, 401, verdict === "wrong" ? `wrong credentials: ${howTo}` : needMessage));
+      return { status: 401, code: ErrorCode.Unauthorized, message: verdict === "wrong" ? `wrong credentials: ${howTo}` : needMessage };
     },
   };
-}
-
-export function handshakeError(code: ErrorCode, status: number, message: string): HandshakeError {
-  return Object.assign(new Error(code), { data: { code, status, message } });
 }
 
 /** A browser opening a page (not a script fetching data). */

@@ -3,14 +3,14 @@
  * server, and both caption through the same queue of jobs. It never listens; server/index.ts
  * does, and tests listen on port 0.
  */
-import { createServer, type IncomingMessage, type Server as HttpServer } from "node:http";
+import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import express, { type ErrorRequestHandler } from "express";
 import { Server } from "socket.io";
 import type { Captioner } from "../model/types.ts";
-import { createAccess, handshakeError, type Access } from "./access.ts";
+import { createAccess, type Access, type Refusal } from "./access.ts";
 import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
 import { ErrorCode, type ClientEvents, type ServerEvents } from "./events.ts";
@@ -19,7 +19,7 @@ import { clientKey, createRateLimits, rateLimitedMessage, tunnelConnections } fr
 import { ResultStore } from "./result-store.ts";
 import { apiRouter } from "./routes/api.ts";
 import { pagesRouter } from "./routes/pages.ts";
-import { crossSitePolicy, originAllowed, securityHeaders } from "./security.ts";
+import { crossSitePolicy, hostAllowed, hostPolicy, hostRefusal, originAllowed, securityHeaders } from "./security.ts";
 import { registerCaptionSocket } from "./sockets/caption.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -48,7 +48,10 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     serveClient: true, // the page loads /socket.io/socket.io.esm.min.js; no CDN
     maxHttpBufferSize: config.uploadLimit + 1024 * 1024, // the message size limit: the image plus the envelope
     // CORS is closed by default, and WebSockets ignore CORS: refuse cross-site handshakes here.
-    allowRequest: (req, callback) => callback(null, originAllowed(req.headers, config.corsOrigins)),
+    allowRequest: (req, callback) => {
+      if (!hostAllowed(req.headers, req.socket, config)) return callback(hostRefusal, false);
+      callback(null, originAllowed(req.headers, config.corsOrigins));
+    },
     ...(config.corsOrigins.length > 0 ? { cors: { origin: [...config.corsOrigins] } } : {}),
   });
   const jobs = createCaptionJobs({ captioner, config });
@@ -72,6 +75,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
   app.set("views", path.join(root, "views"));
   // Before every router (pages, API, Gradio routes): headers, rate limit, CORS, credentials.
   app.use(securityHeaders());
+  app.use(hostPolicy(config));
   if (limits.http) app.use(limits.http);
   app.use(crossSitePolicy(config));
   app.use(access.http);
@@ -93,17 +97,22 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     headers["X-Content-Type-Options"] = "nosniff";
     headers["Cache-Control"] = "no-store";
   });
-  const keyOf = (socket: { request: { headers: Record<string, string | string[] | undefined>; socket: { remoteAddress?: string } } }) =>
-    clientKey(socket.request.socket, socket.request.headers["x-forwarded-for"], config.trustProxy);
-  io.use((socket, next) => {
-    void limits.hit(keyOf(socket)).then(({ ok, retryAfterS }) => next(ok ? undefined : handshakeError(ErrorCode.RateLimited, 429, rateLimitedMessage(retryAfterS))));
+  const keyOf = (req: IncomingMessage) => clientKey(req.socket, req.headers["x-forwarded-for"], config.trustProxy);
+  // Every new Engine.IO session is judged before it exists: it counts against the rate limit, and
+  // needs credentials when access control is on. Later requests carry the session's id, which only
+  // a judged handshake got (an unknown id is refused by Engine.IO itself).
+  io.engine.use((req: IncomingMessage, res: ServerResponse, next: (err?: Error) => void) => {
+    if (new URL(req.url ?? "/", "http://studio.invalid").searchParams.has("sid")) return next();
+    void limits.hit(keyOf(req)).then(({ ok, retryAfterS }) => {
+      const refusal: Refusal | null = ok ? access.handshake(req) : { status: 429, code: ErrorCode.RateLimited, message: rateLimitedMessage(retryAfterS), retryAfterS };
+      if (!refusal) return next();
+      refuseHandshake(res, refusal);
+    }, next);
   });
-  io.use((socket, next) => access.socket(socket, next));
   io.on("connection", (socket) => {
-    // Captions count against the client address's rate limit; over it, the caption is refused.
+    // Every message counts against the client address's rate limit; over it, the message is refused.
     socket.use(([event, ...args], next) => {
-      if (event !== "caption") return next();
-      void limits.hit(keyOf(socket)).then(({ ok, retryAfterS }) => {
+      void limits.hit(keyOf(socket.request)).then(({ ok, retryAfterS }) => {
         if (ok) return next();
         const message = rateLimitedMessage(retryAfterS);
         const ack = args.at(-1);
@@ -159,4 +168,21 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
       return closing;
     },
   };
+}
+
+/**
+ * Answers a refused Engine.IO handshake with its status and `{ error, message }`. A polling request
+ * has a real response; a WebSocket upgrade has only its socket, so the answer is written on it.
+ */
+function refuseHandshake(res: ServerResponse, r: Refusal): void {
+  const body = JSON.stringify({ error: r.code, message: r.message });
+  const headers: Record<string, string> = { "Content-Type": "application/json", "Cache-Control": "no-store", ...(r.retryAfterS ? { "Retry-After": String(r.retryAfterS) } : {}) };
+  if (res instanceof ServerResponse) {
+    res.writeHead(r.status, headers).end(body);
+    return;
+  }
+  const socket = (res as unknown as { socket: import("node:net").Socket }).socket;
+  const head = Object.entries({ ...headers, "Content-Length": String(Buffer.byteLength(body)), Connection: "close" }).map(([k, v]) => `${k}: ${v}`).join("\r\n");
+  if (socket.writable) socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\n${head}\r\n\r\n${body}`);
+  else socket.destroy();
 }

@@ -8,7 +8,8 @@
  * error that names the setting and what it accepts.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -73,7 +74,7 @@ export interface ServerConfig {
 export const SHARE_PROVIDERS = ["localtunnel", "ngrok"] as const;
 export type ShareProviderName = (typeof SHARE_PROVIDERS)[number];
 
-type Kind = "int" | "bool" | "string" | "optional" | "path" | "megabytes" | "duration" | "choice" | "list";
+type Kind = "int" | "bool" | "string" | "optional" | "path" | "megabytes" | "duration" | "choice" | "list" | "secret";
 
 interface Setting {
   key: keyof ServerConfig;
@@ -90,6 +91,8 @@ interface Setting {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** parseArgs marks a secret given as a file this way (no secret value starts with it: they are single words). */
+const FILE_PREFIX = "\0file:";
 /** The gallery's default folder: used only if it exists (nothing ships there). */
 export const DEFAULT_EXAMPLES_DIR = path.resolve(here, "..", "static", "examples");
 
@@ -147,9 +150,9 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   { key: "shareHost", flag: "share-host", env: ["CAPTION_SHARE_HOST"], kind: "optional", shown: "provider's own", help: "tunnel server: localtunnel URL, or ngrok server_addr host:port" },
   { key: "shareTtlMs", flag: "share-ttl", env: ["CAPTION_SHARE_TTL"], kind: "duration", min: 1000, max: MAX_TTL_MS, shown: "72h", help: "close the share link after this long (e.g. 72h, 30m; a bare number is hours)" },
   { key: "shareAuth", flag: "share-auth", env: ["CAPTION_SHARE_AUTH"], kind: "bool", help: "require credentials when sharing; --no-share-auth opens the link to anyone" },
-  { key: "ngrokAuthtoken", flag: "ngrok-authtoken", env: ["NGROK_AUTHTOKEN"], kind: "optional", shown: "none", help: "ngrok authtoken (for --share-provider ngrok)" },
-  { key: "auth", flag: "auth", env: ["CAPTION_AUTH"], kind: "optional", shown: "none", help: "require HTTP Basic credentials user:pass" },
-  { key: "token", flag: "token", env: ["CAPTION_TOKEN"], kind: "optional", shown: "none; generated when sharing", help: "require this access token (link ?token=, or Authorization: Bearer)" },
+  { key: "ngrokAuthtoken", flag: "ngrok-authtoken", env: ["NGROK_AUTHTOKEN"], kind: "secret", shown: "none", help: "ngrok authtoken (for --share-provider ngrok)" },
+  { key: "auth", flag: "auth", env: ["CAPTION_AUTH"], kind: "secret", shown: "none", help: "require HTTP Basic credentials user:pass" },
+  { key: "token", flag: "token", env: ["CAPTION_TOKEN"], kind: "secret", shown: "none; generated when sharing", help: "require this access token (link ?token=, or Authorization: Bearer)" },
   { key: "rateLimit", flag: "rate-limit", env: ["CAPTION_RATE_LIMIT"], kind: "int", min: 0, max: 1_000_000, help: "requests per minute per client address (0 = no limit)" },
   { key: "trustProxy", flag: "trust-proxy", env: ["CAPTION_TRUST_PROXY"], kind: "list", shown: "none", help: "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (the share tunnel needs none)" },
   { key: "corsOrigins", flag: "cors-origins", env: ["CAPTION_CORS_ORIGINS"], kind: "list", shown: "none (closed)", help: "comma-separated origins allowed cross-site (CORS)" },
@@ -166,6 +169,7 @@ function parseValue(s: Setting, raw: string, source: string): unknown {
       if (!raw) throw new ConfigError(`${where} must not be empty`);
       return raw;
     case "optional":
+    case "secret":
       return raw === "" ? null : raw;
     case "path":
       return raw === "" ? null : path.resolve(raw);
@@ -200,13 +204,38 @@ function parseValue(s: Setting, raw: string, source: string): unknown {
   }
 }
 
-/** `--key=value`, `--key value`, and `--flag` / `--no-flag` for booleans. */
+/**
+ * A secret setting's value read from a file (`--token-file`, `CAPTION_TOKEN_FILE`): its first line,
+ * trimmed. Flags show in `ps` to every local user; a file or the environment does not.
+ */
+function readSecretFile(file: string, where: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(`${where}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const value = text.split(/\r?\n/)[0].trim();
+  if (!value) throw new ConfigError(`${where}: ${file} is empty`);
+  return value;
+}
+
+/** `--key=value`, `--key value`, and `--flag` / `--no-flag` for booleans; `--<secret>-file path` is kept as "@file:" + path. */
 function parseArgs(argv: readonly string[]): Map<Setting, string> {
   const out = new Map<Setting, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const m = /^--(no-)?([a-z0-9-]+)(?:=(.*))?$/.exec(arg);
+    const fileOf = m && SETTINGS.find((x) => x.kind === "secret" && `${x.flag}-file` === m[2]);
+    if (m && fileOf && !m[1]) {
+      const value = m[3] ?? argv[++i];
+      if (value === undefined) throw new ConfigError(`--${fileOf.flag}-file needs a path`);
+      if (out.has(fileOf)) throw new ConfigError(`give --${fileOf.flag} or --${fileOf.flag}-file, not both`);
+      out.set(fileOf, FILE_PREFIX + value);
+      continue;
+    }
     const s = m && SETTINGS.find((x) => x.flag === m[2]);
+    if (s && out.get(s)?.startsWith(FILE_PREFIX)) throw new ConfigError(`give --${s.flag} or --${s.flag}-file, not both`);
     if (!m || !s) {
       throw new ConfigError(`unknown argument "${arg}"; known flags: ${SETTINGS.map((x) => "--" + x.flag).join(", ")}, --help`);
     }
@@ -235,8 +264,11 @@ export function loadConfig(argv: readonly string[] = [], env: Readonly<Record<st
   for (const s of SETTINGS) {
     const fromFlag = flags.get(s);
     const envName = s.env.find((e) => env[e] !== undefined);
-    if (fromFlag !== undefined) cfg[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
+    const fileEnv = s.kind === "secret" ? s.env.map((e) => `${e}_FILE`).find((e) => env[e] !== undefined) : undefined;
+    if (fromFlag?.startsWith(FILE_PREFIX)) cfg[s.key] = readSecretFile(path.resolve(fromFlag.slice(FILE_PREFIX.length)), `--${s.flag}-file`);
+    else if (fromFlag !== undefined) cfg[s.key] = parseValue(s, fromFlag, `--${s.flag}`);
     else if (envName) cfg[s.key] = parseValue(s, env[envName]!, envName);
+    else if (fileEnv) cfg[s.key] = readSecretFile(path.resolve(env[fileEnv]!), fileEnv);
   }
   return checkConfig(cfg as unknown as ServerConfig);
 }
@@ -267,6 +299,9 @@ export function checkConfig(c: ServerConfig): ServerConfig {
     }
     if (!ok) throw new ConfigError(`corsOrigins: "${o}" is not an origin such as https://example.com (set --cors-origins or CAPTION_CORS_ORIGINS)`);
   }
+  for (const a of c.trustProxy) {
+    if (isIP(a) === 0) throw new ConfigError(`trustProxy: "${a}" is not an IP address such as 127.0.0.1 or ::1 (set --trust-proxy or CAPTION_TRUST_PROXY)`);
+  }
   if (!SHARE_PROVIDERS.includes(c.shareProvider)) throw new ConfigError(`shareProvider must be one of ${SHARE_PROVIDERS.join(", ")}`);
   if (c.shareHost !== null) {
     const ok = c.shareProvider === "localtunnel" ? /^https?:\/\/[^/?#\s]+\/?$/.test(c.shareHost) : /^[^/\s:]+:\d+$/.test(c.shareHost);
@@ -280,7 +315,7 @@ export function checkConfig(c: ServerConfig): ServerConfig {
   }
   // Sharing opens a door to the internet: lock it unless told not to.
   const token = c.token ?? (c.share && c.shareAuth && c.auth === null ? generateToken() : null);
-  return Object.freeze({ ...c, token, corsOrigins: Object.freeze([...c.corsOrigins]) });
+  return Object.freeze({ ...c, token, corsOrigins: Object.freeze([...c.corsOrigins]), trustProxy: Object.freeze([...c.trustProxy]) });
 }
 
 /** A config for code and tests: defaults plus overrides, checked and frozen. */
@@ -291,7 +326,18 @@ export function makeConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
 export function helpText(): string {
   const rows = SETTINGS.map((s) => {
     const def = s.shown ?? (s.key === "examplesDir" ? "static/examples if present" : s.key === "uploadLimit" ? `${DEFAULTS.uploadLimit / 1024 / 1024}` : String(DEFAULTS[s.key as keyof typeof DEFAULTS]));
-    return `  --${(s.flag + (s.kind === "bool" ? "" : "=…")).padEnd(22)} ${s.env.join(", ").padEnd(28)} ${s.help} [${def}]`;
+    const row = `  --${(s.flag + (s.kind === "bool" ? "" : "=…")).padEnd(22)} ${s.env.join(", ").padEnd(28)} ${s.help} [${def}]`;
+    if (s.kind !== "secret") return row;
+    return `${row}\n  --${`${s.flag}-file=…`.padEnd(22)} ${s.env.map((e) => `${e}_FILE`).join(", ").padEnd(28)} the same, read from a file's first line`;
   });
-  return ["Usage: npm start -- [flags]", "", "  flag                    environment                  meaning [default]", ...rows, ""].join("\n");
+  return [
+    "Usage: npm start -- [flags]",
+    "",
+    "  flag                    environment                  meaning [default]",
+    ...rows,
+    "",
+    "Secrets (--token, --auth, --ngrok-authtoken) given as flags are visible to other local users in `ps`:",
+    "prefer their environment variable or a file (--token-file, CAPTION_TOKEN_FILE, ...).",
+    "",
+  ].join("\n");
 }

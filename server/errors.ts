@@ -72,7 +72,7 @@ export function requestError(err: unknown, uploadLimit: number, fileHint: string
     log("[caption-studio] an upload was cut off by its client");
     return bad("the upload was cut off before it ended");
   }
-  if (err instanceof URIError) return bad("bad path: malformed %-escape");
+  if (err instanceof URIError) return bad("bad file path: malformed %-escape");
   const tooLarge = { code: ErrorCode.TooLarge, status: 413, message: tooLargeMessage(uploadLimit) };
   if (err instanceof multer.MulterError) {
     if (err.code === "LIMIT_FILE_SIZE") return tooLarge;

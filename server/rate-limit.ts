@@ -31,11 +31,15 @@ const plain = (addr: string) => addr.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, 
 /** The connection a request came on: its peer address, and the socket object (for tunnelConnections). */
 export type Peer = { remoteAddress?: string };
 
+/** Whether a connection comes from the studio's own tunnel or from a proxy --trust-proxy names. */
+export const trustedPeer = (peer: Peer, trustProxy: readonly string[]) =>
+  tunnelConnections.has(peer) || trustProxy.some((a) => plain(a) === plain(peer.remoteAddress ?? ""));
+
 /** The client's address: the peer's, or behind the studio's tunnel or a trusted proxy the nearest forwarded one. */
 export function clientAddress(peer: Peer, forwardedFor: string | string[] | undefined, trustProxy: readonly string[] = []): string {
   const remote = peer.remoteAddress ?? "unknown";
   const proxies = new Set(trustProxy.map(plain));
-  if (!tunnelConnections.has(peer) && !proxies.has(plain(remote))) return remote;
+  if (!trustedPeer(peer, trustProxy)) return remote;
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : (forwardedFor ?? "")).split(",").map((h) => h.trim()).filter(Boolean);
   let addr = remote;
   do addr = hops.pop() ?? addr;

@@ -10,12 +10,20 @@
  * and Socket.IO refuses cross-site handshakes, since WebSockets are outside CORS altogether.
  * "Cross-site" means an Origin header naming another host than the request's Host; requests
  * without an Origin (curl, scripts, @gradio/client in Node) are not affected.
+ *
+ * DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 talks to a
+ * loopback studio as its own origin (Origin and Host both say evil.example). So a studio that
+ * listens on loopback answers only requests addressed to a loopback name (localhost, *.localhost,
+ * 127.x.x.x, [::1]); the share tunnel's connections (addressed to the public name) and those of
+ * proxies named by --trust-proxy are exempt. A studio listening on all interfaces is reached by
+ * whatever names its network gives it, and is not checked.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { RequestHandler } from "express";
 import helmet from "helmet";
 import type { ServerConfig } from "./config.ts";
 import { ErrorCode } from "./events.ts";
+import { trustedPeer, type Peer } from "./rate-limit.ts";
 
 /** Same-origin only; the page uses no inline script or style. */
 export function securityHeaders(): RequestHandler {
@@ -50,6 +58,24 @@ export function originAllowed(headers: IncomingHttpHeaders, corsOrigins: readonl
   } catch {
     return false; // "null" (sandboxed frames, file://) and garbage
   }
+}
+
+const LOOPBACK_LISTEN = new Set(["127.0.0.1", "localhost", "::1"]);
+const LOOPBACK_NAME = /^(localhost|[a-z0-9-]+\.localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/i;
+
+/** DNS-rebinding protection (see the file comment): may this request's Host reach the studio? */
+export function hostAllowed(headers: IncomingHttpHeaders, peer: Peer, config: Pick<ServerConfig, "host" | "trustProxy">): boolean {
+  if (!LOOPBACK_LISTEN.has(config.host) || headers.host === undefined) return true;
+  return LOOPBACK_NAME.test(headers.host) || trustedPeer(peer, config.trustProxy);
+}
+
+export const hostRefusal = "this studio answers only on localhost: the request's Host names another host (a DNS-rebinding guard; use http://localhost or http://127.0.0.1)";
+
+export function hostPolicy(config: Pick<ServerConfig, "host" | "trustProxy">): RequestHandler {
+  return (req, res, next) => {
+    if (hostAllowed(req.headers, req.socket, config)) return next();
+    res.status(403).json({ error: ErrorCode.Forbidden, message: hostRefusal });
+  };
 }
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);

@@ -65,8 +65,11 @@ function initStudio(cfg) {
 
   const socket = io({ transports: ["websocket", "polling"] });
   socket.on("connect_error", (err) => {
-    // Refused by the server (access control, rate limit): no automatic retry, so say why.
-    if (err?.data?.message) setStatus("error", `Not connected: ${err.data.message}. Reload the page to try again.`);
+    // The server judges the handshake before any session exists, so a refusal is an HTTP status:
+    // the polling transport reports it; a browser's WebSocket hides it (then: "cannot reach").
+    const status = typeof err?.description === "number" ? err.description : 0;
+    const why = err?.data?.message ?? { 401: "this studio needs its link or credentials", 403: "refused by the server", 429: "too many requests from your address; wait a minute" }[status];
+    if (why) setStatus("error", `Not connected: ${why}. Reload the page to try again.`);
     else if (state.job && !state.job.done) setStatus("error", "Cannot reach the server; retrying…");
   });
   socket.on("disconnect", () => {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -94,6 +94,38 @@ describe("share, access and hardening settings", () => {
     assert.equal(loadConfig(["--share", "--auth=ann:pw"], {}).token, null, "--auth replaces the token");
     assert.equal(loadConfig(["--share"], { CAPTION_TOKEN: "my-own-token" }).token, "my-own-token");
     assert.equal(makeConfig({ share: true }).token?.length, 24);
+  });
+
+  it("reads secrets from a file or the environment, so that they stay out of `ps`; --help says so", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "studio-secrets-"));
+    try {
+      writeFileSync(path.join(dir, "token"), "file-token-0123456789\n");
+      writeFileSync(path.join(dir, "auth"), "ann:s3cret pass\r\nignored second line\n");
+      writeFileSync(path.join(dir, "empty"), "\n");
+      const t = path.join(dir, "token"), a = path.join(dir, "auth");
+      assert.equal(loadConfig([`--token-file=${t}`], {}).token, "file-token-0123456789");
+      assert.equal(loadConfig(["--token-file", t], {}).token, "file-token-0123456789");
+      assert.equal(loadConfig([], { CAPTION_TOKEN_FILE: t }).token, "file-token-0123456789");
+      assert.equal(loadConfig([], { CAPTION_AUTH_FILE: a }).auth, "ann:s3cret pass");
+      assert.equal(loadConfig([], { CAPTION_TOKEN: "env-token-0123456789", CAPTION_TOKEN_FILE: t }).token, "env-token-0123456789", "the variable beats the file");
+      assert.equal(loadConfig([`--token-file=${t}`], { CAPTION_TOKEN: "env-token-0123456789" }).token, "file-token-0123456789", "a flag beats the environment");
+      assert.throws(() => loadConfig([`--token-file=${path.join(dir, "missing")}`], {}), /--token-file: cannot read .*missing \(ENOENT\)/);
+      assert.throws(() => loadConfig([`--token-file=${path.join(dir, "empty")}`], {}), /--token-file: .*empty is empty/);
+      assert.throws(() => loadConfig(["--token=abcdefgh-123", `--token-file=${t}`], {}), /--token or --token-file, not both/);
+      assert.throws(() => loadConfig([`--auth-file=${t}`], {}), /auth must be "user:password"/, "a file's value is checked like any other");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const help = helpText();
+    for (const name of ["--token-file", "CAPTION_TOKEN_FILE", "--auth-file", "CAPTION_AUTH_FILE"]) assert.ok(help.includes(name), name);
+    assert.match(help, /visible to other local users in `ps`/);
+  });
+
+  it("reads the reverse proxies to trust (none by default)", () => {
+    assert.deepEqual(loadConfig([], {}).trustProxy, []);
+    assert.deepEqual(loadConfig(["--trust-proxy=127.0.0.1, 10.0.0.2"], {}).trustProxy, ["127.0.0.1", "10.0.0.2"]);
+    assert.deepEqual(loadConfig([], { CAPTION_TRUST_PROXY: "::1" }).trustProxy, ["::1"]);
+    assert.throws(() => loadConfig(["--trust-proxy=proxy.example"], {}), /trustProxy: "proxy.example" is not an IP address/);
   });
 
   it("reads durations, providers, hosts, credentials and origins", () => {

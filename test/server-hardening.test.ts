@@ -23,7 +23,7 @@ import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
 import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
-import { DATA, startStudio } from "./support/studio.ts";
+import { DATA, handshakeStatus, startStudio } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
@@ -49,7 +49,7 @@ function socket(url: string, opts: Record<string, unknown> = {}): Client {
   return s;
 }
 
-function outcome(s: Client): Promise<{ connected: true } | { connected: false; error: Error & { data?: { code: string; status: number } } }> {
+function outcome(s: Client): Promise<{ connected: true } | { connected: false; error: Error }> {
   return new Promise((resolve) => {
     s.once("connect", () => resolve({ connected: true }));
     s.once("connect_error", (error) => resolve({ connected: false, error }));
@@ -173,7 +173,8 @@ describe("access control", () => {
     assert.equal(sneaky.headers.get("location"), "/", "no open redirect to another host");
     const s = await outcome(socket(url));
     assert.equal(s.connected, false);
-    assert.equal(!s.connected && s.error.data?.status, 401);
+    assert.equal(!s.connected && handshakeStatus(s.error), 401);
+    assert.equal((await outcome(socket(url, { extraHeaders: { authorization: `Bearer ${token}` } }))).connected, true);
     assert.equal((await outcome(socket(url, { query: { token } }))).connected, true);
     assert.equal((await outcome(socket(url, { extraHeaders: { cookie } }))).connected, true);
   });
@@ -186,10 +187,34 @@ describe("access control", () => {
     const locked = await fetch(`${url}/api/health`, { headers: { ...me, authorization: `Bearer ${token}` } });
     assert.equal(locked.status, 429);
     assert.ok(Number(locked.headers.get("retry-after")) > 0);
-    const s = await outcome(socket(url, { auth: { token }, extraHeaders: me }));
-    assert.equal(!s.connected && s.error.data?.status, 429);
+    const s = await outcome(socket(url, { query: { token }, extraHeaders: me }));
+    assert.equal(!s.connected && handshakeStatus(s.error), 429);
     // Another address is not affected.
     assert.equal((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": "198.51.100.1", authorization: `Bearer ${token}` } })).status, 200);
+  });
+
+  it("an unauthenticated client gets no Engine.IO session: its handshake is refused before one exists; handshakes count against the rate limit", T, async () => {
+    const token = "right-token-0123456789";
+    const { port } = await serve({ token, rateLimit: 6 });
+    const get = (target: string, extra = "") => raw(port, `GET ${target} HTTP/1.1\r\nHost: localhost\r\n${extra}Connection: close\r\n\r\n`);
+    const none = await get("/socket.io/?EIO=4&transport=polling"); // 1
+    assert.equal(none.status, 401);
+    assert.match(none.text, /"error":"unauthorized"/);
+    assert.doesNotMatch(none.text, /"sid"/, "no session was made");
+    const upgrade = await get("/socket.io/?EIO=4&transport=websocket", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"); // 2
+    assert.equal(upgrade.status, 401, "a websocket upgrade without credentials is answered 401, not upgraded");
+    const ok = await get(`/socket.io/?EIO=4&transport=polling&token=${token}`); // 3
+    assert.equal(ok.status, 200);
+    assert.match(ok.text, /"sid"/);
+    // A message to a session that was never granted is refused before its body is read.
+    const t0 = performance.now();
+    const big = await raw(port, `POST /socket.io/?EIO=4&transport=polling&sid=made-up HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 11000000\r\nConnection: close\r\n\r\n${"x".repeat(1000)}`);
+    assert.equal(big.status, 400);
+    assert.ok(performance.now() - t0 < 2000);
+    // Handshakes count: 3 so far, 3 more are allowed, then 429.
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await get(`/socket.io/?EIO=4&transport=polling&token=${token}`)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
   });
 
   it("POST /login takes a form or JSON; any other body is refused clearly and never counts as a wrong guess", T, async () => {
@@ -279,7 +304,7 @@ describe("rate limiting per client address", () => {
     assert.ok(Number(res.headers.get("retry-after")) > 0);
     assert.equal(((await res.json()) as { error: string }).error, "rate_limited");
     const again = await outcome(socket(url, { extraHeaders: a }));
-    assert.equal(!again.connected && again.error.data?.code, "rate_limited");
+    assert.equal(!again.connected && handshakeStatus(again.error), 429);
     // Another client address has its own budget.
     assert.equal((await fetch(`${url}/api/health`, { headers: { "x-forwarded-for": "203.0.113.2" } })).status, 200);
   });
@@ -346,7 +371,7 @@ describe("error answers and files", () => {
   it("answers hostile requests with a 4xx, without stack traces, paths or files from outside static/", T, async () => {
     const { port, url } = await serve();
     for (const line of hostile) {
-      const request = line.includes("\r\n\r\n") ? line.replace("\r\n", "\r\nHost: studio\r\nConnection: close\r\n") : `${line}\r\nHost: studio\r\nConnection: close\r\n\r\n`;
+      const request = line.includes("\r\n\r\n") ? line.replace("\r\n", "\r\nHost: localhost\r\nConnection: close\r\n") : `${line}\r\nHost: localhost\r\nConnection: close\r\n\r\n`;
       const { status, text } = await raw(port, request);
       assert.ok(status >= 400 && status < 500, `${JSON.stringify(line)}: ${status}\n${text.slice(0, 300)}`);
       const body = text.slice(text.indexOf("\r\n\r\n") + 4);
@@ -365,7 +390,7 @@ describe("error answers and files", () => {
       for (const [target, field] of [["/api/caption", "image"], ["/gradio_api/upload", "files"]]) {
         await new Promise<void>((resolve) => {
           const s = net.connect(port, "127.0.0.1", () => {
-            s.write(`POST ${target} HTTP/1.1\r\nHost: studio\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name="${field}"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n${"x".repeat(5000)}`);
+            s.write(`POST ${target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name="${field}"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n${"x".repeat(5000)}`);
             setTimeout(() => s.destroy(), 200);
           });
           s.on("close", () => setTimeout(resolve, 300));
@@ -425,6 +450,23 @@ describe("error answers and files", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("on loopback, answers only requests addressed to a loopback name (DNS-rebinding guard), HTTP and Socket.IO alike", T, async () => {
+    const { port, url } = await serve();
+    const get = async (host: string, target = "/") => (await raw(port, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).status;
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `studio.localhost:${port}`, "localhost"]) assert.equal(await get(host), 200, host);
+    for (const host of [`evil.example:${port}`, "evil.example", `127.0.0.1.evil.example:${port}`, `localhost.evil.example:${port}`]) {
+      const { status, text } = await raw(port, `GET /api/health HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      assert.equal(status, 403, host);
+      assert.match(text, /"forbidden".*DNS-rebinding/s);
+      assert.equal(await get(host, "/socket.io/?EIO=4&transport=polling"), 403, `${host}: the Socket.IO handshake too`);
+    }
+    assert.equal(await get(`localhost:${port}`, "/socket.io/?EIO=4&transport=polling"), 200);
+    assert.equal((await fetch(`${url}/api/health`)).status, 200);
+    // Listening on all interfaces, the names a network gives the machine are its own business.
+    const lan = await serve({ host: "0.0.0.0" });
+    assert.equal((await raw(lan.port, `GET /api/health HTTP/1.1\r\nHost: my-box.lan:${lan.port}\r\nConnection: close\r\n\r\n`)).status, 200);
   });
 
   it("keeps secrets out of answers: a 404 does not echo the query, the cookie's name reveals nothing of it or its value", T, async () => {

@@ -42,3 +42,16 @@ export async function connectClient(url: string): Promise<Socket<ServerEvents, C
   });
   return socket;
 }
+
+/**
+ * The HTTP status with which the server refused a Socket.IO handshake, from a `connect_error`: the
+ * handshake is judged before any session exists, so the refusal is an HTTP answer (polling: the
+ * error's description is the status; websocket: the upgrade's "Unexpected server response: 401").
+ */
+export function handshakeStatus(err: unknown): number | undefined {
+  const d = (err as { description?: unknown })?.description;
+  if (typeof d === "number") return d;
+  const text = String((d as { message?: unknown })?.message ?? d ?? "");
+  const m = /\b([45]\d\d)\b/.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
