@@ -11,7 +11,7 @@
  *   npx tsx bench/server-fuzz.ts [--inputs=20000] [--clients=8] [--seed=1] [--maxLen=8] [--maxRssMb=2048]
  */
 import { fuzzInputs, fuzzSeeds } from "../test/fuzz-inputs.ts";
-import { viaHttp, viaSocket } from "../test/fuzz-client.ts";
+import { forgedHeaders, viaHttp, viaSocket } from "../test/fuzz-client.ts";
 import { connect, health, parseConfig, photos, runStep, startServer } from "./server-harness.ts";
 
 const defaults = {
@@ -49,7 +49,7 @@ runStep(async () => {
           const { kind, bytes } = next.value;
           const n = tried++;
           const route = n % 10 === 3 ? "socket" : n % 10 === 7 ? "multipart" : "raw";
-          const out = route === "socket" ? await viaSocket(sockets[w], bytes, { beam: 1, maxLen: cfg.maxLen }, REFUSALS) : await viaHttp(server.url, bytes, `beam=1&maxLen=${cfg.maxLen}`, route === "multipart", REFUSALS);
+          const out = route === "socket" ? await viaSocket(sockets[w], bytes, { beam: 1, maxLen: cfg.maxLen }, REFUSALS) : await viaHttp(server.url, bytes, `beam=1&maxLen=${cfg.maxLen}`, route === "multipart", REFUSALS, forgedHeaders(n));
           const key = out.ok ? "caption" : "refused" in out ? `refused ${out.refused}` : "crash";
           outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
           if (!out.ok && "failure" in out) {

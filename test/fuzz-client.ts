@@ -44,15 +44,15 @@ export function viaSocket(s: Socket<ServerEvents, ClientEvents>, image: Uint8Arr
 }
 
 /** POST /api/caption with the image as a raw body or a multipart upload; a refusal must be a 4xx with a JSON code and message. */
-export async function viaHttp(url: string, image: Uint8Array, query: string, multipart: boolean, refusals: ReadonlySet<string>): Promise<Outcome> {
+export async function viaHttp(url: string, image: Uint8Array, query: string, multipart: boolean, refusals: ReadonlySet<string>, headers: Record<string, string> = {}): Promise<Outcome> {
   let res: Response;
   try {
     if (multipart) {
       const form = new FormData();
       form.append("image", new Blob([new Uint8Array(image)]), "upload.jpg");
-      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: form });
+      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: form, headers });
     } else {
-      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: new Uint8Array(image), headers: { "content-type": "image/jpeg" } });
+      res = await fetch(`${url}/api/caption?${query}`, { method: "POST", body: new Uint8Array(image), headers: { ...headers, "content-type": "image/jpeg" } });
     }
   } catch (e) {
     return { ok: false, failure: `network: ${(e as Error).cause ?? e}` };
@@ -67,4 +67,14 @@ export async function viaHttp(url: string, image: Uint8Array, query: string, mul
   if (res.status === 200) return typeof body.caption === "string" ? { ok: true } : { ok: false, failure: "200 without a caption" };
   if (res.status >= 400 && res.status < 500 && refusals.has(body.error ?? "") && typeof body.message === "string") return { ok: false, refused: body.error! };
   return { ok: false, failure: `HTTP ${res.status} ${body.error}: ${body.message}` };
+}
+
+/** Forged forwarding headers for the n-th request (none for most): a local client must gain nothing by them. */
+export function forgedHeaders(n: number): Record<string, string> {
+  switch (n % 10) {
+    case 1: return { "x-forwarded-for": `203.0.113.${n % 256}` };
+    case 5: return { "x-forwarded-for": Array.from({ length: 50 }, (_, i) => `198.51.100.${(n + i) % 256}`).join(", "), "x-forwarded-proto": "https", "x-forwarded-host": "evil.example" };
+    case 9: return { "x-forwarded-for": "not an address, ::1, , 127.0.0.1, [::ffff:1.2.3.4]:80" };
+    default: return {};
+  }
 }

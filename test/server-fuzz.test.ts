@@ -20,7 +20,7 @@ import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { ClientEvents, ServerEvents } from "../server/events.ts";
-import { viaHttp as http, viaSocket as socket, type Outcome } from "./fuzz-client.ts";
+import { forgedHeaders, viaHttp as http, viaSocket as socket, type Outcome } from "./fuzz-client.ts";
 import { fuzzInputs, fuzzSeeds, type FuzzInput } from "./fuzz-inputs.ts";
 import { DATA, startStudio } from "./support/studio.ts";
 
@@ -34,7 +34,7 @@ const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slic
 // "busy" is not among them: the queue here is deep enough for every worker.
 const REFUSALS = new Set(["bad_image", "bad_request", "too_large"]);
 const viaSocket = (s: Client, image: Uint8Array, opts: Record<string, unknown>) => socket(s, image, opts, REFUSALS);
-const viaHttp = (url: string, image: Uint8Array, query: string, multipart: boolean): Promise<Outcome> => http(url, image, query, multipart, REFUSALS);
+const viaHttp = (url: string, image: Uint8Array, query: string, multipart: boolean, headers: Record<string, string> = {}): Promise<Outcome> => http(url, image, query, multipart, REFUSALS, headers);
 const mb = (bytes: number) => Math.round(bytes / 1048576);
 
 let captioner: Captioner;
@@ -94,7 +94,7 @@ describe("fuzzing the upload path", () => {
         const { kind, bytes }: FuzzInput = next.value;
         const n = counts.tried++;
         const route = n % 10 === 3 ? "socket" : n % 10 === 7 ? "multipart" : "raw";
-        const out = route === "socket" ? await viaSocket(perWorker[w], bytes, { beam: 1, maxLen: 4 }) : await viaHttp(url, bytes, `beam=${1 + (n % 2)}&maxLen=4`, route === "multipart");
+        const out = route === "socket" ? await viaSocket(perWorker[w], bytes, { beam: 1, maxLen: 4 }) : await viaHttp(url, bytes, `beam=${1 + (n % 2)}&maxLen=4`, route === "multipart", forgedHeaders(n));
         if (out.ok) counts.captioned++;
         else if ("refused" in out) {
           counts.refused++;
