@@ -2,6 +2,8 @@
  * Captions grounded in the detector's objects, at decoding time (the decoder itself is Flickr8k's):
  *   - constrained beam search (Anderson et al. 2017): the names of the most confident detections
  *     must appear in the caption; search.ts keeps separate beams for each set of names already used;
+ *   - only detections of a kind that was right often enough on the decoder's training photos
+ *     (model/detector-calibration.ts: on Flickr8k's photos a "horse" at 0.4 was mostly a dog);
  *   - ...unless the decoder is sure of its own caption (mean word log-probability >= trustOwn): on
  *     photos like the ones it was trained on it usually is, and there the detector's confusions
  *     ("elephant" for a wet dog) cost more than the names add; on everyday photos it rarely is;
@@ -12,6 +14,7 @@
  * Every threshold here was chosen on the dev sets (Flickr8k dev and coco-dev); the model card has
  * the figures.
  */
+import { calibratedPrecision, type DetectorCalibration } from "./detector-calibration.ts";
 import { captionName, classOf, classOfWord, findObjectMentions } from "./objects.ts";
 import type { Constraint } from "./search.ts";
 import type { DetectedObject } from "./types.ts";
@@ -48,6 +51,13 @@ export interface GroundingSettings {
   trustOwn: number;
   /** Weight of the everyday-caption language prior (model/language-prior.ts) when a name is required; 0 = off. */
   priorWeight: number;
+  /**
+   * A detection is used only when detections of its class at its score were right at least this
+   * often on the decoder's training photos (model/detector-calibration.ts); 0 = off.
+   */
+  minPrecision: number;
+  /** Pseudo-photos with which each class's count is smoothed toward all classes' (detector-calibration.ts). */
+  precisionPrior: number;
 }
 
 export const GROUNDING_DEFAULTS: GroundingSettings = {
@@ -62,6 +72,8 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   familiarVeto: 1,
   trustOwn: -0.7,
   priorWeight: 0.3,
+  minPrecision: 0.1,
+  precisionPrior: 10,
 };
 
 /** The decoding plan for one photo: a per-word log-probability bias, the names it must use, and how sure the decoder must be of its own caption to keep it (search.ts `trustOwn`; undefined: off). */
@@ -78,11 +90,16 @@ export function wordClasses(vocab: Vocabulary): (string | null)[] {
 
 /**
  * `detections` are all the detector's peaks down to absentScore, most confident first; `extraWords`
- * are the vocabulary ids that only a detection may unlock.
+ * are the vocabulary ids that only a detection may unlock; `calibration`, when the model has one,
+ * says which detections were seldom right on the training photos (those are left out).
  */
-export function groundingPlan(detections: readonly DetectedObject[], vocab: Vocabulary, classes: readonly (string | null)[], extraWords: ReadonlySet<number>, s: GroundingSettings): GroundingPlan {
+export function groundingPlan(detections: readonly DetectedObject[], vocab: Vocabulary, classes: readonly (string | null)[], extraWords: ReadonlySet<number>, s: GroundingSettings, calibration: DetectorCalibration | null = null): GroundingPlan {
   const best = new Map<string, number>();
-  for (const d of detections) best.set(d.label, Math.max(best.get(d.label) ?? 0, d.score));
+  for (const d of detections) {
+    // NaN (below the calibrated scores) is kept: such a detection is too weak to be used anyway.
+    if (calibration && s.minPrecision > 0 && calibratedPrecision(calibration, d.label, d.score, s.precisionPrior) < s.minPrecision) continue;
+    best.set(d.label, Math.max(best.get(d.label) ?? 0, d.score));
+  }
   const bias = new Float32Array(vocab.size);
   // The gate: the most confident detection of all (people included) must be a thing the decoder hardly
   // knows. On Flickr8k's photos that is rarely so (people first, then their ties, bags and cups), and

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
+import { loadDetectorCalibration } from "./detector-calibration.ts";
 import { decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { loadLanguagePrior } from "./language-prior.ts";
@@ -148,6 +149,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const repeatable = new Set(vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])));
   const grounding = { ...GROUNDING_DEFAULTS, ...opts.grounding };
   const prior = loadLanguagePrior(modelDir, vocab.size);
+  const calibration = loadDetectorCalibration(modelDir);
   const classes = wordClasses(vocab);
   const extraIds = new Set(Array.from({ length: extraWords }, (_, i) => vocab.size - extraWords + i));
   // Without objects the added words are never used: the captioner is Flickr8k's alone.
@@ -168,7 +170,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     if ((o.objects ?? true) && heads.keypoints && heads.wh) {
       const found = decodeDetections(heads.keypoints, heads.wh, encoder.spec.inputSize, { minScore: Math.min(grounding.absentScore, grounding.showScore), maxObjects: 50, iou: 0.5 });
       objects = found.filter((d) => d.score >= grounding.showScore).slice(0, MAX_OBJECTS);
-      plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) });
+      plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) }, calibration);
     }
     try {
       o.onStart?.({ objects, grid: config.grid });

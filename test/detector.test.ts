@@ -9,11 +9,13 @@ import path from "node:path";
 import { test } from "node:test";
 import { decodeDetections } from "../model/detector.ts";
 import { centernetGraph, loadEncoder, type Head } from "../model/encoder.ts";
-import { linkWords } from "../model/grounding.ts";
+import { calibratedPrecision, countDetections } from "../model/detector-calibration.ts";
+import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses } from "../model/grounding.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { namedObjects } from "../model/objects.ts";
 import { fixArticles } from "../model/text.ts";
 import { initBackend, tf } from "../model/tf.ts";
+import { Vocabulary } from "../model/vocab.ts";
 import { COCO } from "./support/studio.ts";
 
 const skip = !existsSync(COCO) && `no coco-dev at ${COCO}`;
@@ -86,4 +88,34 @@ test("caption words point at the detection they name: plurals, aliases, people a
 
 test("articles agree with the word after them", () => {
   assert.deepEqual(fixArticles("a airplane and an bus near a umbrella and a unicycle and an hour".split(" ")).join(" "), "an airplane and a bus near an umbrella and a unicycle and an hour");
+});
+
+test("calibration: detections are counted against the references; grounding leaves out kinds seldom right on the training photos", () => {
+  const dog = (score: number) => ({ label: "dog", score, box: [0, 0, 1, 1] as [number, number, number, number] });
+  const horse = (score: number) => ({ label: "horse", score, box: [0, 0, 1, 1] as [number, number, number, number] });
+  const refs = (c: string) => Array.from({ length: 5 }, () => c.split(" "));
+  // Ten wet dogs that the head also calls "horse" (nobody says horse), ten dogs, one horse named by only one reference.
+  const photos = [
+    ...Array.from({ length: 10 }, () => ({ detections: [horse(0.4), horse(0.2), dog(0.3)], references: refs("a dog swims") })),
+    ...Array.from({ length: 10 }, () => ({ detections: [dog(0.6)], references: refs("two dogs run") })),
+    { detections: [horse(0.8)], references: [["a", "horse"], ...refs("an animal").slice(1)] },
+  ];
+  const cal = countDetections(photos);
+  assert.equal(cal.photos, 21);
+  assert.deepEqual(cal.classes.horse, { detected: [0, 0, 10, 0, 1], named: [0, 0, 0, 0, 0] }, "once per photo, at its best score; one reference is not enough");
+  assert.deepEqual(cal.classes.dog, { detected: [0, 10, 0, 10, 0], named: [0, 10, 0, 10, 0] });
+  assert.deepEqual(cal.all, { detected: [0, 10, 10, 10, 1], named: [0, 10, 0, 10, 0] });
+  assert.equal(calibratedPrecision(cal, "horse", 0.4, 0), 0);
+  assert.ok(Math.abs(calibratedPrecision(cal, "dog", 0.3, 10) - (10 + 10 * 1) / (10 + 10)) < 1e-9, "smoothed toward all classes at that score");
+  assert.equal(calibratedPrecision(cal, "giraffe", 0.4, 10), Infinity, "never seen: no evidence either way");
+  assert.ok(Number.isNaN(calibratedPrecision(cal, "dog", 0.1, 10)));
+
+  const vocab = new Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "horse", "giraffe"]);
+  const classes = wordClasses(vocab);
+  const plan = (d: typeof photos[number]["detections"], calibration: typeof cal | null) =>
+    groundingPlan(d, vocab, classes, new Set(), { ...GROUNDING_DEFAULTS, minPrecision: 0.2, precisionPrior: 2 }, calibration).constraints.map((c) => c.label);
+  assert.deepEqual(plan([horse(0.4)], null), ["horse"], "without a calibration the score alone decides");
+  assert.deepEqual(plan([horse(0.4)], cal), [], "a kind of detection that was never right is left out");
+  assert.deepEqual(plan([horse(0.4), dog(0.3)], cal), ["dog"]);
+  assert.deepEqual(plan([{ ...horse(0.4), label: "giraffe" }], cal), ["giraffe"], "a class the training photos never showed keeps the plain rule");
 });
