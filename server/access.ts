@@ -162,8 +162,7 @@ export function createAccess(config: Pick<ServerConfig, "token" | "auth" | "trus
       const { username, password } = body;
       if (typeof password !== "string") return void res.status(400).json({ error: ErrorCode.BadRequest, message: `bad login request: no password field; send ${LOGIN_TYPES}` });
       const u = typeof username === "string" ? username : "";
-      const p = typeof password === "string" ? password : "";
-      const good = (auth !== null && safeEqual(`${u}:${p}`, auth)) || (token !== null && safeEqual(p, token));
+      const good = (auth !== null && safeEqual(`${u}:${password}`, auth)) || (token !== null && safeEqual(password, token));
       if (!good) {
         lockout.fail(addr);
         return refuse(req, res, 401, "incorrect credentials");

@@ -73,7 +73,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
   app.set("trust proxy", "loopback"); // behind a share tunnel: the public scheme and host (X-Forwarded-*)
   app.set("view engine", "ejs");
   app.set("views", path.join(root, "views"));
-  // Before every router (pages, API, Gradio routes): headers, rate limit, CORS, credentials.
+  // Before every router (pages, API, Gradio routes): headers, the Host check, rate limit, CORS, credentials.
   app.use(securityHeaders());
   app.use(hostPolicy(config));
   if (limits.http) app.use(limits.http);
@@ -111,7 +111,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
   });
   io.on("connection", (socket) => {
     // Every message counts against the client address's rate limit; over it, the message is refused.
-    socket.use(([event, ...args], next) => {
+    socket.use(([, ...args], next) => {
       void limits.hit(keyOf(socket.request)).then(({ ok, retryAfterS }) => {
         if (ok) return next();
         const message = rateLimitedMessage(retryAfterS);

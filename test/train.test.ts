@@ -2,7 +2,8 @@
  * A short real training run through the pipeline's own steps (prepare -> features -> train ->
  * finetune -> export) on 50 Flickr8k training images, in a temporary work folder: the loss must
  * fall, resuming must continue where the run stopped, the model must overfit enough to reproduce
- * training captions, and fine-tuning and export must record what they did in the model card.
+ * training captions, fine-tuning and export must record what they did in the model card, and the
+ * detector calibration step must count the detector's hits on training photos for the exported model.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -97,4 +98,15 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   step("export", `--from=${path.join(ckpt, "best")}`, `--out=${out2}`);
   assert.equal(JSON.parse(readFileSync(path.join(out2, "config.json"), "utf8")).members, undefined);
   assert.ok(!existsSync(path.join(out2, "decoder-2.bin")));
+
+  // The detector's calibration for the exported model: its detections on training photos, counted
+  // against their references (people and dogs, which Flickr8k's captions do name, among them).
+  const calibrated = step("detector-calibration", `--model=${out2}`, "--limit=24");
+  assert.match(calibrated, /over 24 training photos/);
+  const { loadDetectorCalibration } = await import("../model/detector-calibration.ts");
+  const cal = loadDetectorCalibration(out2)!;
+  assert.equal(cal.photos, 24);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  assert.ok(sum(cal.all.detected) >= 24, `detections counted: ${cal.all.detected}`);
+  assert.ok(sum(cal.all.named) > 0 && sum(cal.all.named) < sum(cal.all.detected), `some named, some not: ${cal.all.named} of ${cal.all.detected}`);
 });
