@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { classOf, namedObjects } from "./objects.ts";
+import { captionName, classOf, namedObjects } from "./objects.ts";
 import type { DetectedObject } from "./types.ts";
 
 /** Lower edges of the score bins; the last bin runs to 1. */
@@ -31,7 +31,7 @@ export interface DetectorCalibration {
   minRefs: number;
   /** Photos counted. */
   photos: number;
-  /** All classes together: the prior each class is smoothed toward. */
+  /** All classes together (people aside): the prior each class is smoothed toward. */
   all: BinCounts;
   classes: Record<string, BinCounts>;
 }
@@ -59,7 +59,10 @@ export function countDetections(photos: readonly { detections: readonly Detected
     for (const d of detections) best.set(d.label, Math.max(best.get(d.label) ?? 0, d.score));
     for (const [label, score] of best) {
       const b = binOf(bins, score);
-      if (b < 0) continue;
+      // People are never put into a caption from a detection (the decoder names them better), and
+      // the references' "man", "girl", ... are not names of the class: counting them would only drag
+      // down the share every class is smoothed toward.
+      if (b < 0 || captionName(label) === null) continue;
       const named = (votes.get(label) ?? 0) >= CALIBRATION_MIN_REFS ? 1 : 0;
       const c = (classes[label] ??= empty(bins.length));
       c.detected[b]++;

@@ -32,7 +32,7 @@ const MAX_TRACKED = 10_000;
 
 /** A refusal as HTTP status, error code and message. */
 export interface Refusal {
-  status: 401 | 429;
+  status: 401 | 403 | 429;
   code: ErrorCode;
   message: string;
   retryAfterS?: number;

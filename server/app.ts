@@ -15,11 +15,12 @@ import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
 import { ErrorCode, type ClientEvents, type ServerEvents } from "./events.ts";
 import { gradioRouter } from "./gradio/index.ts";
+import { fromThisProcess } from "./own-connection.ts";
 import { clientKey, createRateLimits, rateLimitedMessage, tunnelConnections } from "./rate-limit.ts";
 import { ResultStore } from "./result-store.ts";
 import { apiRouter } from "./routes/api.ts";
 import { pagesRouter } from "./routes/pages.ts";
-import { crossSitePolicy, hostAllowed, hostPolicy, hostRefusal, originAllowed, securityHeaders } from "./security.ts";
+import { crossSitePolicy, crossSiteRefusal, hostAllowed, hostPolicy, hostRefusal, originAllowed, securityHeaders } from "./security.ts";
 import { registerCaptionSocket } from "./sockets/caption.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -47,11 +48,6 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
   const io = new Server<ClientEvents, ServerEvents>(httpServer, {
     serveClient: true, // the page loads /socket.io/socket.io.esm.min.js; no CDN
     maxHttpBufferSize: config.uploadLimit + 1024 * 1024, // the message size limit: the image plus the envelope
-    // CORS is closed by default, and WebSockets ignore CORS: refuse cross-site handshakes here.
-    allowRequest: (req, callback) => {
-      if (!hostAllowed(req.headers, req.socket, config)) return callback(hostRefusal, false);
-      callback(null, originAllowed(req.headers, config.corsOrigins));
-    },
     ...(config.corsOrigins.length > 0 ? { cors: { origin: [...config.corsOrigins] } } : {}),
   });
   const jobs = createCaptionJobs({ captioner, config });
@@ -98,16 +94,20 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     headers["Cache-Control"] = "no-store";
   });
   const keyOf = (req: IncomingMessage) => clientKey(req.socket, req.headers["x-forwarded-for"], config.trustProxy);
-  // Every new Engine.IO session is judged before it exists: it counts against the rate limit, and
-  // needs credentials when access control is on. Later requests carry the session's id, which only
-  // a judged handshake got (an unknown id is refused by Engine.IO itself).
+  // Every new Engine.IO session is judged before it exists, in the order HTTP requests are: the Host
+  // (DNS rebinding) and the origin (WebSockets ignore CORS, so cross-site handshakes are refused
+  // here), then the rate limit, then credentials when access control is on. Later requests carry
+  // the session's id, which only a judged handshake got (an unknown id is refused by Engine.IO
+  // itself; an empty one would start a new session, so it is judged like none).
   io.engine.use((req: IncomingMessage, res: ServerResponse, next: (err?: Error) => void) => {
-    if (new URL(req.url ?? "/", "http://studio.invalid").searchParams.has("sid")) return next();
-    void limits.hit(keyOf(req)).then(({ ok, retryAfterS }) => {
+    if (new URL(req.url ?? "/", "http://studio.invalid").searchParams.get("sid")) return next();
+    if (!hostAllowed(req.headers, req.socket, config)) return refuseHandshake(res, { status: 403, code: ErrorCode.Forbidden, message: hostRefusal });
+    if (!originAllowed(req.headers, config.corsOrigins)) return refuseHandshake(res, { status: 403, code: ErrorCode.Forbidden, message: crossSiteRefusal });
+    limits.hit(keyOf(req)).then(({ ok, retryAfterS }) => {
       const refusal: Refusal | null = ok ? access.handshake(req) : { status: 429, code: ErrorCode.RateLimited, message: rateLimitedMessage(retryAfterS), retryAfterS };
       if (!refusal) return next();
       refuseHandshake(res, refusal);
-    }, next);
+    }).catch(next);
   });
   io.on("connection", (socket) => {
     // Every message counts against the client address's rate limit; over it, the message is refused.
@@ -132,9 +132,15 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     jobs,
     access,
     async tunnelEntry() {
+      // Only the tunnel client's own connections are marked: another local process that finds the
+      // port is served as the plain loopback client it is (where the system cannot tell, as on
+      // macOS, the entry's connections are trusted).
       const entry = createNetServer((socket) => {
-        tunnelConnections.add(socket);
-        httpServer.emit("connection", socket);
+        socket.on("error", () => socket.destroy()); // a reset before the check is done must not throw
+        void fromThisProcess(socket).then((own) => {
+          if (own !== false) tunnelConnections.add(socket);
+          httpServer.emit("connection", socket);
+        });
       });
       await new Promise<void>((resolve, reject) => {
         entry.once("error", reject);

@@ -60,12 +60,12 @@ export function originAllowed(headers: IncomingHttpHeaders, corsOrigins: readonl
   }
 }
 
-const LOOPBACK_LISTEN = new Set(["127.0.0.1", "localhost", "::1"]);
+const LOOPBACK_LISTEN = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1)$/i;
 const LOOPBACK_NAME = /^(localhost|[a-z0-9-]+\.localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d{1,5})?$/i;
 
 /** DNS-rebinding protection (see the file comment): may this request's Host reach the studio? */
 export function hostAllowed(headers: IncomingHttpHeaders, peer: Peer, config: Pick<ServerConfig, "host" | "trustProxy">): boolean {
-  if (!LOOPBACK_LISTEN.has(config.host) || headers.host === undefined) return true;
+  if (!LOOPBACK_LISTEN.test(config.host) || headers.host === undefined) return true;
   return LOOPBACK_NAME.test(headers.host) || trustedPeer(peer, config.trustProxy);
 }
 
@@ -77,6 +77,8 @@ export function hostPolicy(config: Pick<ServerConfig, "host" | "trustProxy">): R
     res.status(403).json({ error: ErrorCode.Forbidden, message: hostRefusal });
   };
 }
+
+export const crossSiteRefusal = "cross-site requests are not allowed (the server's --cors-origins does not list this origin)";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -95,7 +97,7 @@ export function crossSitePolicy(config: Pick<ServerConfig, "corsOrigins">): Requ
       return next();
     }
     if (!SAFE_METHODS.has(req.method) && !originAllowed(req.headers, config.corsOrigins)) {
-      res.status(403).json({ error: ErrorCode.Forbidden, message: "cross-site requests are not allowed (the server's --cors-origins does not list this origin)" });
+      res.status(403).json({ error: ErrorCode.Forbidden, message: crossSiteRefusal });
       return;
     }
     next();

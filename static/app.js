@@ -63,10 +63,11 @@ function initStudio(cfg) {
   const ctx = el.heat.getContext("2d");
   const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null };
 
-  const socket = io({ transports: ["websocket", "polling"] });
+  // tryAllTransports: a refused WebSocket handshake hides its status; the polling retry shows it (401, 429).
+  const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
   socket.on("connect_error", (err) => {
-    // The server judges the handshake before any session exists, so a refusal is an HTTP status:
-    // the polling transport reports it; a browser's WebSocket hides it (then: "cannot reach").
+    // The server judges the handshake before any session exists, so a refusal is an HTTP status,
+    // which the polling transport reports (a browser's WebSocket hides it).
     const status = typeof err?.description === "number" ? err.description : 0;
     const why = err?.data?.message ?? { 401: "this studio needs its link or credentials", 403: "refused by the server", 429: "too many requests from your address; wait a minute" }[status];
     if (why) setStatus("error", `Not connected: ${why}. Reload the page to try again.`);

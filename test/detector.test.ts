@@ -98,13 +98,14 @@ test("calibration: detections are counted against the references; grounding leav
   const photos = [
     ...Array.from({ length: 10 }, () => ({ detections: [horse(0.4), horse(0.2), dog(0.3)], references: refs("a dog swims") })),
     ...Array.from({ length: 10 }, () => ({ detections: [dog(0.6)], references: refs("two dogs run") })),
-    { detections: [horse(0.8)], references: [["a", "horse"], ...refs("an animal").slice(1)] },
+    { detections: [horse(0.8), { ...horse(0.9), label: "person" }], references: [["a", "horse"], ...refs("an animal").slice(1)] },
   ];
   const cal = countDetections(photos);
   assert.equal(cal.photos, 21);
   assert.deepEqual(cal.classes.horse, { detected: [0, 0, 10, 0, 1], named: [0, 0, 0, 0, 0] }, "once per photo, at its best score; one reference is not enough");
   assert.deepEqual(cal.classes.dog, { detected: [0, 10, 0, 10, 0], named: [0, 10, 0, 10, 0] });
   assert.deepEqual(cal.all, { detected: [0, 10, 10, 10, 1], named: [0, 10, 0, 10, 0] });
+  assert.equal(cal.classes.person, undefined, "people are never put into a caption from a detection: not counted");
   assert.equal(calibratedPrecision(cal, "horse", 0.4, 0), 0);
   assert.ok(Math.abs(calibratedPrecision(cal, "dog", 0.3, 10) - (10 + 10 * 1) / (10 + 10)) < 1e-9, "smoothed toward all classes at that score");
   assert.equal(calibratedPrecision(cal, "giraffe", 0.4, 10), Infinity, "never seen: no evidence either way");

@@ -197,13 +197,14 @@ describe("access control", () => {
     const token = "right-token-0123456789";
     const { port } = await serve({ token, rateLimit: 6 });
     const get = (target: string, extra = "") => raw(port, `GET ${target} HTTP/1.1\r\nHost: localhost\r\n${extra}Connection: close\r\n\r\n`);
-    const none = await get("/socket.io/?EIO=4&transport=polling"); // 1
+    const none = await get("/socket.io/?EIO=4&transport=polling"); // 1 (numbers: handshakes counted)
     assert.equal(none.status, 401);
     assert.match(none.text, /"error":"unauthorized"/);
     assert.doesNotMatch(none.text, /"sid"/, "no session was made");
     const upgrade = await get("/socket.io/?EIO=4&transport=websocket", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"); // 2
     assert.equal(upgrade.status, 401, "a websocket upgrade without credentials is answered 401, not upgraded");
-    const ok = await get(`/socket.io/?EIO=4&transport=polling&token=${token}`); // 3
+    for (const empty of ["&sid=", "&sid"]) assert.equal((await get(`/socket.io/?EIO=4&transport=polling${empty}`)).status, 401, `an empty session id${empty} starts a new session, so it is judged too`); // 3, 4
+    const ok = await get(`/socket.io/?EIO=4&transport=polling&token=${token}`); // 5
     assert.equal(ok.status, 200);
     assert.match(ok.text, /"sid"/);
     // A message to a session that was never granted is refused before its body is read.
@@ -211,10 +212,10 @@ describe("access control", () => {
     const big = await raw(port, `POST /socket.io/?EIO=4&transport=polling&sid=made-up HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 11000000\r\nConnection: close\r\n\r\n${"x".repeat(1000)}`);
     assert.equal(big.status, 400);
     assert.ok(performance.now() - t0 < 2000);
-    // Handshakes count: 3 so far, 3 more are allowed, then 429.
+    // Handshakes count: 5 so far, 1 more is allowed, then 429.
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) statuses.push((await get(`/socket.io/?EIO=4&transport=polling&token=${token}`)).status);
-    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    for (let i = 0; i < 2; i++) statuses.push((await get(`/socket.io/?EIO=4&transport=polling&token=${token}`)).status);
+    assert.deepEqual(statuses, [200, 429]);
   });
 
   it("POST /login takes a form or JSON; any other body is refused clearly and never counts as a wrong guess", T, async () => {
@@ -267,6 +268,27 @@ describe("rate limiting per client address", () => {
     assert.equal(clientAddress(peer("198.51.100.4"), "203.0.113.9", proxy), "203.0.113.9");
     assert.equal(clientAddress(peer("198.51.100.5"), "203.0.113.9", proxy), "198.51.100.5", "an unlisted peer is the client");
     assert.equal(clientAddress(peer("::1"), undefined, proxy), "::1");
+  });
+
+  it("the share tunnel's entry trusts only connections from this process (the tunnel client), not another local process", T, async () => {
+    const { studio } = await serve({ rateLimit: 2 });
+    const entry = await studio.tunnelEntry();
+    const request = (xff: string, host: string) => `GET /api/health HTTP/1.1\r\nHost: ${host}\r\nX-Forwarded-For: ${xff}\r\nConnection: close\r\n\r\n`;
+    // In-process, as the tunnel client is: each forwarded address is its own client, and the public Host is served.
+    for (let i = 0; i < 4; i++) assert.equal((await raw(entry.port, request(`203.0.113.${i}`, "abc.loca.lt"))).status, 200, `tunnel request ${i}`);
+    // From another process: a plain local client; the public Host is refused, and forged addresses share one budget.
+    const child = (xff: string, host: string) => new Promise<number>((resolve, reject) => {
+      const code = `const s=require("net").connect(${entry.port},"127.0.0.1",()=>s.write(${JSON.stringify(request("%XFF%", "%HOST%"))}.replace("%XFF%",process.argv[1]).replace("%HOST%",process.argv[2])));let d="";s.on("data",(c)=>d+=c);s.on("close",()=>{process.stdout.write(d.slice(9,12))});`;
+      const p = spawn(process.execPath, ["-e", code, xff, host]);
+      let out = "";
+      p.stdout.on("data", (d) => (out += d));
+      p.on("exit", () => resolve(Number(out)));
+      p.on("error", reject);
+    });
+    assert.equal(await child("203.0.113.50", "abc.loca.lt"), 403, "another process gets no Host exemption");
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push(await child(`198.51.100.${i}`, "localhost"));
+    assert.deepEqual(statuses, [200, 200, 429], "another process's forged addresses are not believed: one budget of 2");
   });
 
   it("a local client that forges X-Forwarded-For gets no fresh budget or lockout count from it", T, async () => {
