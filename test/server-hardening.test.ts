@@ -23,7 +23,7 @@ import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
 import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
-import { DATA, handshakeStatus, startStudio } from "./support/studio.ts";
+import { DATA, handshakeStatus, startStudio, waitFor } from "./support/studio.ts";
 
 type Client = Socket<ServerEvents, ClientEvents>;
 
@@ -409,15 +409,17 @@ describe("error answers and files", () => {
     const [warn, error] = [console.warn, console.error];
     console.warn = console.error = (...args: unknown[]) => void logged.push(args.map(String).join(" "));
     try {
-      for (const [target, field] of [["/api/caption", "image"], ["/gradio_api/upload", "files"]]) {
+      for (const [n, [target, field]] of [["/api/caption", "image"], ["/gradio_api/upload", "files"]].entries()) {
         await new Promise<void>((resolve) => {
           const s = net.connect(port, "127.0.0.1", () => {
             s.write(`POST ${target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n--zz\r\nContent-Disposition: form-data; name="${field}"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n${"x".repeat(5000)}`);
-            setTimeout(() => s.destroy(), 200);
+            setTimeout(() => s.destroy(), 200); // mid-body: the server has started reading the upload
           });
-          s.on("close", () => setTimeout(resolve, 300));
+          s.on("close", () => resolve());
         });
+        await waitFor(() => logged.length > n, 10_000); // the server's line for this upload
       }
+      await new Promise((r) => setTimeout(r, 200)); // room for any stray second line to show up
     } finally {
       [console.warn, console.error] = [warn, error];
     }
