@@ -3,7 +3,7 @@
  *   - constrained beam search (Anderson et al. 2017): the names of the most confident detections
  *     must appear in the caption; search.ts keeps separate beams for each set of names already used;
  *   - only detections of a kind that was right often enough on the decoder's training photos
- *     (model/detector-calibration.ts: on Flickr8k's photos a "horse" at 0.4 was mostly a dog);
+ *     (model/detector-calibration.ts: on Flickr8k's photos a "bear" or a "handbag" at 0.4 was never named);
  *   - ...unless the decoder is sure of its own caption (mean word log-probability >= trustOwn): on
  *     photos like the ones it was trained on it usually is, and there the detector's confusions
  *     ("elephant" for a wet dog) cost more than the names add; on everyday photos it rarely is;

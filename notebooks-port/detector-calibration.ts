@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { CALIBRATION_MIN_REFS, countDetections } from "../model/detector-calibration.ts";
+import { CALIBRATION_BINS, CALIBRATION_MIN_REFS, countDetections } from "../model/detector-calibration.ts";
 import { decodeDetections } from "../model/detector.ts";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
@@ -39,7 +39,7 @@ runStep(async () => {
     const { feats, heads } = await encoder.encodeWithHeads(px);
     feats.dispose();
     if (!heads.keypoints || !heads.wh) throw new Error(`encoder ${spec.name} has no detection head`);
-    batch.forEach((im, b) => photos.push({ detections: decodeDetections(heads.keypoints, heads.wh, spec.inputSize, { minScore: 0.15, maxObjects: 50, iou: 0.5 }, b), references: im.captions }));
+    batch.forEach((im, b) => photos.push({ detections: decodeDetections(heads.keypoints, heads.wh, spec.inputSize, { minScore: CALIBRATION_BINS[0], maxObjects: 50, iou: 0.5 }, b), references: im.captions }));
     progress.tick(batch.length);
   }
   progress.end();

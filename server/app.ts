@@ -187,7 +187,7 @@ function refuseHandshake(res: ServerResponse, r: Refusal): void {
     res.writeHead(r.status, headers).end(body);
     return;
   }
-  const socket = (res as unknown as { socket: import("node:net").Socket }).socket;
+  const socket = (res as unknown as { socket: Socket }).socket;
   const head = Object.entries({ ...headers, "Content-Length": String(Buffer.byteLength(body)), Connection: "close" }).map(([k, v]) => `${k}: ${v}`).join("\r\n");
   if (socket.writable) socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\n${head}\r\n\r\n${body}`);
   else socket.destroy();

@@ -127,18 +127,14 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
   async function run(bytes: Uint8Array, opts: JobOptions, hooks: JobHooks = {}): Promise<JobOutcome> {
     if (closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
     if (queue.full) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
-    const info = await checks.run(() => inspectUpload(bytes, limits), { signal: hooks.signal }).catch((e: unknown) => {
-      if (e instanceof QueueFullError) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
-      if (e instanceof QueueClosedError) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
-      throw e;
-    });
-    const enqueued = performance.now();
     // One controller per job, fed by the caller's signal, shutdown and the timeout. (Plain
     // listeners removed in `finally`, rather than AbortSignal.any, keep long-lived signals clean.)
     const ctl = new AbortController();
     const unlink = link(ctl, [hooks.signal, shutdown.signal]);
     const signal = ctl.signal;
     try {
+      const info = await checks.run(() => inspectUpload(bytes, limits), { signal });
+      const enqueued = performance.now();
       return await queue.run(
         async () => {
           const t0 = performance.now();

@@ -220,7 +220,7 @@ function readSecretFile(file: string, where: string): string {
   return value;
 }
 
-/** `--key=value`, `--key value`, and `--flag` / `--no-flag` for booleans; `--<secret>-file path` is kept as "@file:" + path. */
+/** `--key=value`, `--key value`, and `--flag` / `--no-flag` for booleans; `--<secret>-file path` is kept as FILE_PREFIX + path. */
 function parseArgs(argv: readonly string[]): Map<Setting, string> {
   const out = new Map<Setting, string>();
   for (let i = 0; i < argv.length; i++) {

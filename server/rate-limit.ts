@@ -20,8 +20,6 @@ import { ErrorCode } from "./events.ts";
 
 const WINDOW_MS = 60_000;
 
-export const isLoopback = (addr: string) => addr === "::1" || /^(::ffff:)?127\./.test(addr);
-
 /** Connections that came in through the studio's own share tunnel (app.ts tunnelEntry). */
 export const tunnelConnections = new WeakSet<object>();
 

@@ -37,19 +37,16 @@ export function pagesRouter({ captioner, config }: { captioner: Captioner; confi
 
   if (config.examplesDir) {
     const dir = config.examplesDir;
+    const missing = (res: express.Response) => void res.status(404).json({ error: ErrorCode.NotFound, message: "no such example photo" });
     // The gallery's own files and nothing else: a name must be one listExamples gives, and is
     // checked again (still a regular file, not a symlink) right before it is sent.
     router.get("/examples/:name", async (req, res) => {
       const name = req.params.name;
-      const file = path.join(dir, name);
-      const ok = (await listExamples(dir)).includes(name) && (await lstat(file).then((s) => s.isFile(), () => false));
-      if (!ok) {
-        res.status(404).json({ error: ErrorCode.NotFound, message: "no such example photo" });
-        return;
-      }
+      const ok = (await listExamples(dir)).includes(name) && (await lstat(path.join(dir, name)).then((s) => s.isFile(), () => false));
+      if (!ok) return missing(res);
       res.sendFile(name, { root: dir, dotfiles: "deny", maxAge: "1h" });
     });
-    router.use("/examples", (_req, res) => void res.status(404).json({ error: ErrorCode.NotFound, message: "no such example photo" }));
+    router.use("/examples", (_req, res) => missing(res));
   }
 
   router.get("/", async (_req, res) => {
