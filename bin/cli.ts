@@ -1,5 +1,5 @@
 /**
- * caption [--beam N] [--max-len N] [--json] [--no-objects] <files or folders...>
+ * caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] <files or folders...>
  * Captions images from the command line with the shipped model. Folders are walked recursively.
  * A file that cannot be read gets an error line on stderr and the rest go on; the exit code is
  * 1 if any file failed, 2 for a usage error.
@@ -7,15 +7,17 @@
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ImageError, loadCaptioner } from "../model/index.ts";
+import { ImageError, loadCaptioner, PrefixError } from "../model/index.ts";
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|bmp)$/i;
-const USAGE = `usage: caption [--beam N] [--max-len N] [--json] [--no-objects] <files or folders...>
+const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] <files or folders...>
   --beam N      beam size, 1 = greedy (default 3)
   --max-len N   longest caption in words (default 20)
-  --json        one JSON object per image per line: {"file","caption","words","objects","ms"};
-                objects: [{"label","score","box":[x,y,w,h]}], box as fractions of the image,
-                most confident first; a word that names one has "object": its index
+  --prefix W    "what if": the caption starts with these words (e.g. "a cat"), the model writes the rest
+  --json        one JSON object per image per line: {"file","caption","logProb","words","objects","ms"};
+                words: [{"word","prob","top":[{"word","prob"}]}], top = the model's 5 likeliest
+                words at that position; objects: [{"label","score","box":[x,y,w,h]}], box as
+                fractions of the image, most confident first; a word that names one has "object": its index
   --no-objects  no object detection: the Flickr8k-only captioner ("objects" is [])
   --model DIR   model folder (default: the shipped model)`;
 
@@ -29,7 +31,7 @@ function parse() {
   return parseArgs({
     allowPositionals: true,
     options: {
-      beam: { type: "string" }, "max-len": { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
+      beam: { type: "string" }, "max-len": { type: "string" }, prefix: { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
 }
@@ -51,6 +53,7 @@ const int = (v: string | undefined, name: string, lo: number, hi: number, dflt: 
 const beam = int(args.values.beam, "beam", 1, 10, 3);
 const maxLen = int(args.values["max-len"], "max-len", 1, 50, 20);
 const objects = !args.values["no-objects"];
+const json = Boolean(args.values.json);
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 if (!args.positionals.length) fail("no files or folders given");
 
@@ -82,19 +85,29 @@ for (const m of missing) {
   failed++;
 }
 const captioner = await loadCaptioner(args.values.model ? { modelDir: args.values.model } : {});
+let prefix: string[] | undefined;
+try {
+  if (args.values.prefix !== undefined) prefix = captioner.checkPrefix(args.values.prefix, maxLen);
+} catch (e) {
+  if (!(e instanceof PrefixError)) throw e;
+  captioner.dispose();
+  fail(`--prefix: ${e.message}`);
+}
 const showProgress = files.some((f) => f.fromFolder) && files.length > 1;
 const t0 = performance.now();
 for (const [i, { file }] of files.entries()) {
   try {
-    const r = await captioner.caption(file, { beam, maxLen, objects });
-    if (args.values.json) {
+    // Alternatives cost a little per word: only --json prints them.
+    const r = await captioner.caption(file, { beam, maxLen, objects, prefix, details: json });
+    if (json) {
       const found = r.objects ?? [];
       const words = r.words.map((w) => {
         const named = Number.isInteger(w.object) && w.object! >= 0 && w.object! < found.length;
-        return named ? { word: w.word, prob: r4(w.prob), object: w.object } : { word: w.word, prob: r4(w.prob) };
+        const top = (w.top ?? []).map((c) => ({ word: c.word, prob: r4(c.prob) }));
+        return named ? { word: w.word, prob: r4(w.prob), object: w.object, top } : { word: w.word, prob: r4(w.prob), top };
       });
       const objs = found.map((o) => ({ label: o.label, score: r4(o.score), box: o.box.map(r4) }));
-      process.stdout.write(JSON.stringify({ file, caption: r.caption, words, objects: objs, ms: +r.ms.toFixed(1) }) + "\n");
+      process.stdout.write(JSON.stringify({ file, caption: r.caption, logProb: r4(r.logProb), words, objects: objs, ms: +r.ms.toFixed(1) }) + "\n");
     } else process.stdout.write(`${file}\t${r.caption}\n`);
   } catch (e) {
     failed++;

@@ -15,15 +15,17 @@ import { loadLanguagePrior } from "./language-prior.ts";
 import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type GroundingPlan, type GroundingSettings } from "./grounding.ts";
 import { toRgbSquare } from "./image.ts";
 import { onnxDecoder } from "./onnx-decoder.ts";
-import { ensembleDecoder, search, tfDecoder } from "./search.ts";
+import { prefixIds } from "./prefix.ts";
+import { ensembleDecoder, search, tfDecoder, type Alternative, type Hypothesis } from "./search.ts";
 import { detokenize, fixArticles } from "./text.ts";
 import { initBackend, tf } from "./tf.ts";
-import type { CaptionOptions, CaptionResult, CaptionStep, Captioner, DetectedObject, ImageInput } from "./types.ts";
+import type { BeamHypothesis, CaptionOptions, CaptionResult, CaptionStep, Captioner, DetectedObject, ImageInput, WordChoice } from "./types.ts";
 import { FUNCTION_WORDS, Vocabulary } from "./vocab.ts";
 import { loadArrays, type NamedArray } from "./weights.ts";
 
 export type * from "./types.ts";
 export { ImageError } from "./image.ts";
+export { PrefixError } from "./prefix.ts";
 
 /** The shipped model, resolved from this file (not the working directory). */
 export const DEFAULT_MODEL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "weights");
@@ -51,6 +53,8 @@ export interface LoadOptions {
 
 /** At most this many objects are listed per photo. */
 const MAX_OBJECTS = 10;
+/** Alternatives reported per word (CaptionWord.top). */
+const TOP_K = 5;
 
 // lengthPenalty 1.0 was chosen on the dev split (beam 3, CIDEr-D / BLEU-4): for the first ensemble
 // (decoder 1 with the seed-2 decoder) 0.458 / 0.199 at 1.0, 0.448 / 0.197 at 0.7, 0.460 / 0.196 at
@@ -156,12 +160,20 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const flickrOnly = new Float32Array(vocab.size);
   for (const id of extraIds) flickrOnly[id] = -Infinity;
 
+  const choices = (top: readonly Alternative[]): WordChoice[] => top.map((a) => ({ word: vocab.words[a.id], prob: a.prob }));
+  /** The model's own log-probability of a hypothesis (not the ranking score, which has grounding's biases in it). */
+  const logProbOf = (h: Hypothesis) => h.probs.reduce((s, p) => s + Math.log(p), 0) + (h.endProb === undefined ? 0 : Math.log(h.endProb));
+  const beamView = (beams: readonly Hypothesis[], best: Hypothesis): BeamHypothesis[] =>
+    beams.map((h) => ({ words: fixArticles(vocab.decode(h.ids)), logProb: logProbOf(h), done: h.endProb !== undefined, best: h.ids.join() === best.ids.join() }));
+
   async function* steps(image: ImageInput, o: CaptionOptions = {}): AsyncGenerator<CaptionStep, CaptionResult, void> {
     const t0 = performance.now();
     const beam = o.beam ?? defaults.beam;
     const maxLen = o.maxLen ?? defaults.maxLen;
     if (!Number.isInteger(beam) || beam < 1 || beam > 10) throw new RangeError(`beam must be an integer from 1 to 10, got ${beam}`);
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > 50) throw new RangeError(`maxLen must be an integer from 1 to 50, got ${maxLen}`);
+    const prefix = o.prefix === undefined ? [] : prefixIds(o.prefix, vocab, maxLen);
+    const details = o.details ?? true;
     const pixels = await toRgbSquare(image, encoder.spec.inputSize);
     o.signal?.throwIfAborted();
     const { feats, heads } = await encoder.encodeWithHeads([pixels]);
@@ -180,11 +192,11 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     }
     // The everyday-caption prior speaks only when a detected name must go in: Flickr8k-like photos decode as before.
     const fused = prior && grounding.priorWeight > 0 && plan.constraints.length ? { weight: grounding.priorWeight, model: prior } : undefined;
-    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, trustOwn: plan.trustOwn, prior: fused, signal: o.signal });
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, trustOwn: plan.trustOwn, prior: fused, prefix, topK: details ? TOP_K : 0, beams: details && beam > 1, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {
-        const best = r.value.best;
+        const { best, beams } = r.value;
         const n = best.ids.length;
         if (n > 0) {
           const hypothesis = fixArticles(vocab.decode(best.ids));
@@ -196,14 +208,22 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
             alpha: Array.from(best.alphas[n - 1]),
             hypothesis,
             ...(object === undefined ? {} : { object }),
+            ...(details ? { top: choices(best.top[n - 1]) } : {}),
+            ...(beams ? { beams: beamView(beams, best) } : {}),
           };
         }
         r = await it.next();
       }
       const tokens = fixArticles(r.value.ids.map((id) => vocab.words[id]));
       const links = linkWords(tokens, objects);
-      const words = r.value.ids.map((_, i) => ({ word: tokens[i], prob: r.value.probs[i], alpha: Array.from(r.value.alphas[i]), ...(links[i] === undefined ? {} : { object: links[i] }) }));
-      return { caption: detokenize(words.map((w) => w.word)), words, grid: config.grid, objects, ms: performance.now() - t0 };
+      const words = r.value.ids.map((_, i) => ({
+        word: tokens[i],
+        prob: r.value.probs[i],
+        alpha: Array.from(r.value.alphas[i]),
+        ...(links[i] === undefined ? {} : { object: links[i] }),
+        ...(details ? { top: choices(r.value.top[i]) } : {}),
+      }));
+      return { caption: detokenize(words.map((w) => w.word)), words, grid: config.grid, objects, logProb: logProbOf(r.value), ms: performance.now() - t0 };
     } finally {
       // A consumer that stops early (break, return) closes this generator; close the search
       // too, so its finally frees the decoder state.
@@ -227,6 +247,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     card,
     runtime: { encoder: encoder.runtime, decoder: dec.runtime },
     words: vocab.words,
+    checkPrefix: (prefix, maxLen = defaults.maxLen) => prefixIds(prefix, vocab, maxLen).map((id) => vocab.words[id]),
     caption,
     steps,
     dispose() {

@@ -43,6 +43,15 @@ export interface SearchOptions {
    * names add. Undefined: off (the constraints win).
    */
   trustOwn?: number;
+  /**
+   * Words the caption must start with (prefix-forced decoding, the studio's "what if"): they are
+   * taken in order whatever the model thinks of them, then the search goes on from there as usual.
+   */
+  prefix?: readonly number[];
+  /** Record each word's this-many most likely alternatives (Hypothesis.top). Default 0: none. */
+  topK?: number;
+  /** Also report the live hypotheses after every step (SearchEvent.beams), and yield when only they change. */
+  beams?: boolean;
   signal?: AbortSignal;
 }
 
@@ -52,25 +61,56 @@ export interface Constraint {
   alternatives: number[][];
 }
 
+/** A word the model could have chosen at a step, with its probability. */
+export interface Alternative {
+  id: number;
+  prob: number;
+}
+
 /** A hypothesis as plain data. */
 export interface Hypothesis {
   ids: number[];
   /** The model's own probability of each word (before any bias). */
   probs: number[];
+  /** For each word, the model's most likely words at that step (SearchOptions.topK; else empty lists). */
+  top: Alternative[][];
   alphas: Float32Array[];
   /** Ranking score: the summed log-probabilities plus the biases of the words chosen. */
   logp: number;
   /** Bit c is set once constraint c has been met. */
   met: number;
+  /** Once <end> has been dropped from a finished hypothesis: the model's probability of ending there. */
+  endProb?: number;
 }
 
 /** What the search yields after each step: the current best hypothesis. */
 export interface SearchEvent {
   index: number;
   best: Hypothesis;
+  /**
+   * With SearchOptions.beams: the chosen best (live or finished) first, then the other hypotheses
+   * still being extended and the best K that have ended, in the search's own ranking.
+   */
+  beams?: Hypothesis[];
 }
 
 const BANNED = [PAD, START, UNK];
+
+/** The k most likely words of one row of log-probabilities, leaving out what the bias bans. */
+function topWords(row: Float32Array, k: number, bias?: Float32Array): Alternative[] {
+  const ids: number[] = [];
+  for (let w = 0; w < row.length; w++) {
+    if (row[w] === -Infinity || (bias && bias[w] === -Infinity)) continue;
+    if (ids.length === k && row[w] <= row[ids[k - 1]]) continue;
+    let i = ids.length === k ? k - 1 : ids.length;
+    while (i > 0 && row[ids[i - 1]] < row[w]) {
+      ids[i] = ids[i - 1];
+      i--;
+    }
+    ids[i] = w;
+  }
+  return ids.map((id) => ({ id, prob: Math.exp(row[id]) }));
+}
 
 /** One inference step for K rows: previous word ids -> new state, log-probabilities [K, V], attention [K, L]. */
 function inferStep(p: Params, img: ImageState, h: tf.Tensor2D, c: tf.Tensor2D, prev: Int32Array) {
@@ -233,9 +273,12 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
     cons.forEach((c, i) => { if (!(met & (1 << i)) && c.alternatives.some((alt) => endsWith(ids, alt))) met |= 1 << i; });
     return met;
   };
+  const prefix = o.prefix ?? [];
+  if (prefix.length > o.maxLen) throw new RangeError(`the prefix has ${prefix.length} words; at most ${o.maxLen} fit`);
+  const topK = Math.max(0, Math.floor(o.topK ?? 0));
   // Rows of the decoder state are beams; all share the same image.
   const run = await decoder.start(feats, rows);
-  let live: Hypothesis[] = [{ ids: [], probs: [], alphas: [], logp: 0, met: 0 }];
+  let live: Hypothesis[] = [{ ids: [], probs: [], top: [], alphas: [], logp: 0, met: 0 }];
   const finished: Hypothesis[] = [];
   let lastKey = "";
   try {
@@ -246,6 +289,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       const V = logp.length / rows;
       // Candidates over (beam, word); rows beyond live.length are padding and ignored.
       const cands: { k: number; w: number; lp: number; p: number }[] = [];
+      const tops: Alternative[][] = [];
       for (let k = 0; k < live.length; k++) {
         const h = live[k];
         const row = logp.subarray(k * V, (k + 1) * V);
@@ -256,6 +300,12 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
           ? (w: number) => row[w] + (bias ? bias[w] : 0) + wt * lm[w]
           : (w: number) => row[w] + (bias ? bias[w] : 0);
         const add = (w: number) => cands.push({ k, w, lp: h.logp + score(w), p: Math.exp(row[w]) });
+        tops[k] = topK ? topWords(row, topK, bias) : [];
+        if (t < prefix.length) { // a forced word, even one the bias bans (the person asked for it)
+          const w = prefix[t];
+          cands.push({ k, w, lp: h.logp + (Number.isFinite(score(w)) ? score(w) : row[w]), p: Math.exp(row[w]) });
+          continue;
+        }
         if (t === o.maxLen) { // out of room: the only move left is to stop
           add(END);
           continue;
@@ -295,7 +345,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const met = cd.w === END ? src.met : metBy(ids, src.met);
         const key = group(ids, met);
         if (cd.w !== END && (kept.get(key) ?? 0) >= K) continue;
-        const hyp: Hypothesis = { ids, probs: [...src.probs, cd.p], alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)], logp: cd.lp, met };
+        const hyp: Hypothesis = { ids, probs: [...src.probs, cd.p], top: [...src.top, tops[cd.k]], alphas: [...src.alphas, alpha.slice(cd.k * L, (cd.k + 1) * L)], logp: cd.lp, met };
         if (cd.w === END) {
           finished.push(hyp);
           // Greedy stops at <end> once the names are in (and, when the own caption may win, once it has
@@ -319,12 +369,17 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       if (settled(FULL) && (trust === Infinity || settled(0))) live = [];
       const pool = [...finished, ...live];
       if (!pool.length) break;
-      const best = trimEnd(pick(pool));
-      // Report only changes: a step that merely ends the caption, or keeps the same leader, adds nothing.
-      const key = best.ids.join(" ");
+      const chosen = pick(pool);
+      const best = trimEnd(chosen);
+      // Report only changes: a step that merely ends the caption, or keeps the same leader, adds
+      // nothing (unless the beams are reported, and they moved).
+      // (The best K that have ended stay listed too, so the last step still shows what lost.)
+      const ended = o.beams ? [...finished].sort((a, b) => better(b, a)).slice(0, K) : [];
+      const beams = o.beams ? [chosen, ...[...live, ...ended].filter((h) => h !== chosen).sort((a, b) => better(b, a))] : undefined;
+      const key = best.ids.join(" ") + (beams ? `|${beams.map((b) => b.ids.join(" ")).join("|")}` : "");
       if (key !== lastKey) {
         lastKey = key;
-        yield { index: t, best };
+        yield beams ? { index: t, best, beams: beams.map(trimEnd) } : { index: t, best };
       }
     }
     const pool = finished.length ? finished : live;
@@ -344,7 +399,7 @@ function meanLogProb(h: Hypothesis): number {
 
 function trimEnd(h: Hypothesis): Hypothesis {
   if (h.ids.at(-1) !== END) return h;
-  return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp, met: h.met };
+  return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), top: h.top.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp, met: h.met, endProb: h.probs.at(-1) };
 }
 
 /**

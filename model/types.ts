@@ -16,6 +16,17 @@ export interface CaptionOptions {
    * and the result lists them. false: the Flickr8k-only captioner, with no detection at all.
    */
   objects?: boolean;
+  /**
+   * Words the caption must start with ("what if"): they are forced in order and the model decodes
+   * the rest from them, with the same search. Each must be a vocabulary word (see
+   * Captioner.checkPrefix); a string is split into words. At most maxLen words.
+   */
+  prefix?: string | readonly string[];
+  /**
+   * Report each word's most likely alternatives (`top`) and, with beam search, the live beams in
+   * every step (default true). false saves a little time when only the caption matters.
+   */
+  details?: boolean;
   /** Called once the image is encoded, before the first word: the detected objects (steps()'s start). */
   onStart?: (start: CaptionStart) => void;
   /** Aborting stops decoding at the next step and frees its state. */
@@ -40,6 +51,24 @@ export interface CaptionStart {
   grid: [number, number];
 }
 
+/** A word the model weighed at a step. `<end>` stands for ending the caption there. */
+export interface WordChoice {
+  word: string;
+  /** The model's probability for it, 0..1. */
+  prob: number;
+}
+
+/** One beam-search hypothesis while decoding. */
+export interface BeamHypothesis {
+  words: string[];
+  /** The model's log-probability of these words (and of ending, once done). */
+  logProb: number;
+  /** It has ended (it can still be the best). */
+  done: boolean;
+  /** It is the current best caption (the step's `hypothesis`). */
+  best: boolean;
+}
+
 /** One decoded step, yielded as soon as it exists. */
 export interface CaptionStep {
   /** 0-based position of `word` in the caption. */
@@ -54,6 +83,13 @@ export interface CaptionStep {
   hypothesis: string[];
   /** When `word` names a detected object: its index in the start's `objects`. */
   object?: number;
+  /** The model's 5 most likely words at this step, most likely first (with `details`). */
+  top?: WordChoice[];
+  /**
+   * Beam search with `details`: the current best first, then every other hypothesis being decoded
+   * and the best few that have ended, highest-ranked first. A step is also yielded when only these change (same `index` and `hypothesis`).
+   */
+  beams?: BeamHypothesis[];
 }
 
 export interface CaptionWord {
@@ -62,6 +98,8 @@ export interface CaptionWord {
   alpha: number[];
   /** When this word names a detected object: its index in `objects`. */
   object?: number;
+  /** The model's 5 most likely words at this position, most likely first (with `details`). */
+  top?: WordChoice[];
 }
 
 export interface CaptionResult {
@@ -72,6 +110,8 @@ export interface CaptionResult {
   grid: [number, number];
   /** Confident detections, most confident first (empty with objects: false). */
   objects: DetectedObject[];
+  /** The model's log-probability of the caption: its words and its end (natural log). */
+  logProb: number;
   /** Wall time for decode + encode + search, milliseconds. */
   ms: number;
 }
@@ -90,6 +130,8 @@ export interface Captioner {
   readonly runtime: { encoder: "onnx" | "tfjs"; decoder: "onnx" | "tfjs" };
   /** Vocabulary words (for checking outputs). */
   readonly words: readonly string[];
+  /** A prefix (CaptionOptions.prefix) as the words that will be forced; throws PrefixError if it cannot be. */
+  checkPrefix(prefix: string | readonly string[], maxLen?: number): string[];
   /** Captions one image. */
   caption(image: ImageInput, opts?: CaptionOptions): Promise<CaptionResult>;
   /** Streams decoding: yields each step, returns the final result. */

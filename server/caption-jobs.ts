@@ -6,7 +6,7 @@
  * generator is closed so its tensors are freed.
  */
 import { ImageError } from "../model/image.ts";
-import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject } from "../model/types.ts";
+import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject, WordChoice } from "../model/types.ts";
 import type { ServerConfig } from "./config.ts";
 import { decodeMessage, inspectUpload } from "./decode-upload.ts";
 import { StudioError } from "./errors.ts";
@@ -18,6 +18,8 @@ export interface JobOptions {
   maxLen: number;
   /** Detect objects (and ground the caption in them); false = the Flickr8k-only captioner. */
   objects: boolean;
+  /** Words the caption must start with (checked by the model's vocabulary); empty = none. */
+  prefix: string[];
 }
 
 export interface JobHooks {
@@ -45,10 +47,10 @@ export interface JobOutcome {
 
 export interface CaptionJobs {
   /**
-   * Checks beam/maxLen (numbers or numeric strings) and objects (a boolean, or "true"/"false"/"1"/"0")
-   * from a request; throws StudioError(bad_request).
+   * Checks beam/maxLen (numbers or numeric strings), objects (a boolean, or "true"/"false"/"1"/"0")
+   * and prefix (words, checked by the model) from a request; throws StudioError(bad_request).
    */
-  options(input: { beam?: unknown; maxLen?: unknown; objects?: unknown }): JobOptions;
+  options(input: { beam?: unknown; maxLen?: unknown; objects?: unknown; prefix?: unknown }): JobOptions;
   run(bytes: Uint8Array, opts: JobOptions, hooks?: JobHooks): Promise<JobOutcome>;
   /** Counts a request's whole handling as in flight, for a graceful shutdown. */
   track<T>(p: Promise<T>): Promise<T>;
@@ -91,9 +93,13 @@ export function objectIndex(object: number | undefined, count: number): number |
 export function toWordResults(words: readonly CaptionWord[], objectCount: number): WordResult[] {
   return words.map((w) => {
     const object = objectIndex(w.object, objectCount);
-    return object === undefined ? { word: w.word, prob: w.prob, alpha: w.alpha } : { word: w.word, prob: w.prob, alpha: w.alpha, object };
+    const top = toChoices(w.top);
+    return object === undefined ? { word: w.word, prob: w.prob, alpha: w.alpha, top } : { word: w.word, prob: w.prob, alpha: w.alpha, object, top };
   });
 }
+
+/** A word's alternatives as the API sends them (a copy: only the documented fields). */
+export const toChoices = (top: readonly WordChoice[] | undefined): WordChoice[] => (top ?? []).map((c) => ({ word: c.word, prob: c.prob }));
 
 /** One trip round the event loop (I/O callbacks and timers get to run). */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -150,7 +156,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
               begun = true;
               hooks.onDecoding?.({ grid: [s.grid[0], s.grid[1]], objects: toObjectResults(s.objects) });
             };
-            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, objects: opts.objects, signal, onStart: begin });
+            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, objects: opts.objects, prefix: opts.prefix, signal, onStart: begin });
             let last = "";
             try {
               for (;;) {
@@ -163,7 +169,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
                 begin({ grid: [...captioner.grid], objects: [] });
                 // The search yields only changes; this guard keeps the one-step-per-change contract
                 // for clients even if a captioner does not.
-                const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}`;
+                const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}\u0000${r.value.beams?.map((b) => b.words.join(" ")).join("|") ?? ""}`;
                 if (key === last) continue;
                 last = key;
                 await hooks.onStep?.(r.value);
@@ -198,10 +204,20 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
 
   return {
     options(input) {
+      const beam = intOption("beam", input.beam, config.beam, config.maxBeam);
+      const maxLen = intOption("maxLen", input.maxLen, config.maxLen, config.maxLenLimit);
+      let prefix: string[] = [];
+      try {
+        if (input.prefix !== undefined && input.prefix !== null) prefix = captioner.checkPrefix(input.prefix as string | string[], maxLen);
+      } catch (e) {
+        if (e instanceof Error && e.name === "PrefixError") throw new StudioError(ErrorCode.BadRequest, e.message);
+        throw e;
+      }
       return {
-        beam: intOption("beam", input.beam, config.beam, config.maxBeam),
-        maxLen: intOption("maxLen", input.maxLen, config.maxLen, config.maxLenLimit),
+        beam,
+        maxLen,
         objects: boolOption("objects", input.objects, true),
+        prefix,
       };
     },
     run,

@@ -47,6 +47,8 @@ export function toClientError(e: unknown, log: (msg: string) => void = console.e
   if (e instanceof ImageError || (e instanceof Error && e.name === "ImageError")) {
     return { code: ErrorCode.BadImage, message: e.message, status: 400 };
   }
+  // A "what if" prefix the model cannot force (normally caught by CaptionJobs.options first).
+  if (e instanceof Error && e.name === "PrefixError") return { code: ErrorCode.BadRequest, message: e.message, status: 400 };
   if (e instanceof Error && (e.name === "AbortError" || e.name === "TimeoutError")) {
     const code = e.name === "TimeoutError" ? ErrorCode.Timeout : ErrorCode.Cancelled;
     return { code, message: code === ErrorCode.Timeout ? "the caption took too long and was stopped" : "cancelled", status: STATUS[code] };

@@ -47,6 +47,12 @@ export interface CaptionRequest {
   maxLen?: number;
   /** Detect objects (default true); false = the Flickr8k-only captioner, `objects` comes back empty. */
   objects?: boolean;
+  /**
+   * "What if": words the caption must start with ("a dog" or ["a", "dog"]); the model decodes the
+   * rest from them. Words outside the vocabulary, markers such as "<end>" or more than maxLen
+   * words are refused (bad_request).
+   */
+  prefix?: string | string[];
 }
 
 export type CaptionAck = { ok: true; id: string } | { ok: false; code: ErrorCode; message: string };
@@ -83,6 +89,24 @@ export interface StartedEvent {
   objects: ObjectResult[];
 }
 
+/** A word the model weighed at a step; `<end>` stands for ending the caption there. */
+export interface WordChoice {
+  word: string;
+  /** Model probability, 0..1. */
+  prob: number;
+}
+
+/** One beam-search hypothesis while decoding (no attention grids: kept light). */
+export interface BeamResult {
+  words: string[];
+  /** The model's log-probability of these words (and of ending, once done). */
+  logProb: number;
+  /** It has ended. */
+  done: boolean;
+  /** It is the current best caption (the step's `hypothesis`). */
+  best: boolean;
+}
+
 export interface StepEvent {
   id: string;
   /** 0-based position of `word`. */
@@ -96,6 +120,14 @@ export interface StepEvent {
   hypothesis: string[];
   /** Present when `word` names a detected object: its index in `started.objects`. */
   object?: number;
+  /** The model's 5 most likely words at this step, most likely first. */
+  top: WordChoice[];
+  /**
+   * Beam search only: the current best first, then every other hypothesis being decoded and the
+   * best few that have ended (`done`). A step
+   * is also sent when only these change (same `index` and `hypothesis`).
+   */
+  beams?: BeamResult[];
 }
 
 export interface WordResult {
@@ -104,6 +136,8 @@ export interface WordResult {
   alpha: number[];
   /** Present when the word names a detected object: its index in `objects`. */
   object?: number;
+  /** The model's 5 most likely words at this position, most likely first. */
+  top: WordChoice[];
 }
 
 export interface DoneEvent {
@@ -113,6 +147,10 @@ export interface DoneEvent {
   grid: [number, number];
   /** The detected objects (as in `started`), most confident first. */
   objects: ObjectResult[];
+  /** The model's log-probability of the caption (its words and its end, natural log). */
+  logProb: number;
+  /** The words that were forced (the request's `prefix`), as the model read them. */
+  prefix: string[];
   /** Processing time (image decode + model), milliseconds; excludes waiting in the queue. */
   ms: number;
   /** Time spent waiting in the queue, milliseconds. */

@@ -4,8 +4,11 @@
  * Socket.IO events (caption -> queued/started/step/done/failed) and the REST routes.
  *
  * For tests and embedders it dispatches `studio:started` ({ objects }) once the boxes of the
- * detected objects are drawn, `studio:step` ({ index, word, shown, object }) after drawing each
- * streamed word and `studio:done` ({ caption, ms }) on document.
+ * detected objects are drawn, `studio:step` ({ index, word, shown, object, beams }) after drawing
+ * each streamed step and `studio:done` ({ caption, ms, prefix, beam }) on document.
+ *
+ * Everything it shows about the model's choices (confidence, alternatives, beams) comes from the
+ * events: the page adds no model logic. "What if" is a new caption job with a `prefix`.
  */
 import { io } from "/socket.io/socket.io.esm.min.js";
 import { COLORMAPS, paintRgba, upsampleGrid } from "./heatmap.js";
@@ -59,9 +62,15 @@ function initStudio(cfg) {
     download: $("download"), tTotal: $("t-total"), tFirst: $("t-first"), tWait: $("t-wait"), tMode: $("t-mode"),
     history: $("history"), historySection: $("history-section"), hint: $("caption-hint"),
     objects: $("objects"), showObjects: $("show-objects"), objectList: $("object-list"),
+    confidence: $("confidence"), logprob: $("logprob"), explain: $("explain"), altIndex: $("alt-index"),
+    alternatives: $("alternatives"), undo: $("undo"), whatif: $("whatif"), whatifWord: $("whatif-word"),
+    whatifError: $("whatif-error"), beamsSection: $("beams-section"), beamNote: $("beam-note"), beams: $("beams"),
+    compareRun: $("compare-run"), compareSection: $("compare-section"), compare: $("compare"),
   };
   const ctx = el.heat.getContext("2d");
-  const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null };
+  // undo: finished jobs a "what if" replaced (newest last); compare: the latest greedy and beam
+  // results on this photo; alt: the word whose alternatives are listed, and the active option.
+  const state = { file: null, url: null, job: null, selected: -1, replay: null, lastAlpha: null, undo: [], compare: { greedy: null, beam: null }, alt: { word: -1, active: 0 } };
 
   // tryAllTransports: a refused WebSocket handshake hides its status; the polling retry shows it (401, 429).
   const socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
@@ -237,7 +246,9 @@ function initStudio(cfg) {
       if (probs[i] != null) {
         c.style.setProperty("--p", String(probs[i]));
         c.title = named ? `p = ${probs[i].toFixed(2)} · ${objectLabel(named)}` : `p = ${probs[i].toFixed(2)}`;
-      }
+        // The confidence is in the name too, not only in the bar's length and colour.
+        c.setAttribute("aria-label", `${w}, ${pct(probs[i])} confident${named ? `, names ${objectLabel(named)}` : ""}`);
+      } else c.removeAttribute("aria-label");
       c.classList.toggle("current", i === current);
       c.classList.remove("selected", "pending");
       if (!animate) c.classList.remove("fresh", "revised");
@@ -245,6 +256,7 @@ function initStudio(cfg) {
     while (el.caption.children.length > words.length) el.caption.lastElementChild.remove();
     return words.length;
   }
+  const pct = (p) => (p >= 0.995 ? "99%" : p < 0.01 ? "<1%" : `${Math.round(p * 100)}%`);
   function restartAnimation(c, cls) {
     c.classList.remove("fresh", "revised");
     void c.offsetWidth; // restart the CSS animation
@@ -260,7 +272,181 @@ function initStudio(cfg) {
     });
     drawHeat(job.words[i].alpha, job.words[i].word);
     highlightObject(job.words[i].object);
+    renderAlternatives(i);
   }
+
+  // ----- alternatives and "what if" -----
+  const sameWord = (a, b) => a === b || (["a", "an"].includes(a) && ["a", "an"].includes(b)); // the page shows "an" where the model said "a"
+  /** Lists the model's top words at position i as a listbox; picking one rewrites the caption from there. */
+  function renderAlternatives(i) {
+    const w = state.job?.done ? state.job.words[i] : null;
+    if (!w || !Array.isArray(w.top) || w.top.length === 0) {
+      el.explain.hidden = true;
+      return;
+    }
+    const changed = state.alt.word !== i;
+    el.explain.hidden = false;
+    el.altIndex.textContent = `${i + 1}, “${w.word}”`;
+    const options = [...w.top];
+    // A word grounding or a prefix put in may be outside the top 5: list it too, with its own probability.
+    if (!options.some((c) => sameWord(c.word, w.word))) options.push({ word: w.word, prob: w.prob });
+    el.alternatives.replaceChildren(...options.map((c, k) => {
+      const li = document.createElement("li");
+      const end = c.word === "<end>";
+      const chosen = sameWord(c.word, w.word);
+      li.id = `alt-${k}`;
+      li.className = "alternative";
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(chosen));
+      li.dataset.word = c.word;
+      if (end) li.setAttribute("aria-disabled", "true");
+      li.style.setProperty("--p", String(c.prob));
+      const word = document.createElement("span");
+      word.className = "alt-word";
+      word.textContent = end ? "(end here)" : c.word;
+      const bar = document.createElement("span");
+      bar.className = "alt-bar";
+      bar.setAttribute("aria-hidden", "true");
+      const p = document.createElement("span");
+      p.className = "alt-p";
+      p.textContent = pct(c.prob);
+      li.append(word, bar, p);
+      li.setAttribute("aria-label", `${end ? "end the caption here" : c.word}, ${pct(c.prob)}${chosen ? ", the caption's word" : end ? ", not available" : ""}`);
+      return li;
+    }));
+    if (changed) {
+      state.alt = { word: i, active: 0 };
+      el.whatifWord.value = "";
+      el.whatifError.hidden = true;
+    }
+    setActiveAlternative(Math.min(state.alt.active, options.length - 1));
+  }
+  function setActiveAlternative(k) {
+    const opts = el.alternatives.children;
+    if (!opts.length) return;
+    state.alt.active = Math.max(0, Math.min(opts.length - 1, k));
+    [...opts].forEach((o, j) => o.classList.toggle("active", j === state.alt.active));
+    el.alternatives.setAttribute("aria-activedescendant", opts[state.alt.active].id);
+  }
+  function chooseAlternative(li) {
+    if (!li || li.getAttribute("aria-disabled") === "true" || li.getAttribute("aria-selected") === "true") return;
+    rewriteFrom(state.alt.word, [li.dataset.word]);
+  }
+  /** "What if": keeps the words before position i, forces `words` there, and lets the model write the rest. */
+  function rewriteFrom(i, words) {
+    const job = state.job;
+    if (!job?.done || !state.file || i < 0 || !words.length) return;
+    state.undo.push(job);
+    start({ prefix: [...job.words.slice(0, i).map((w) => w.word), ...words], beam: job.beam });
+  }
+  el.alternatives.addEventListener("click", (e) => {
+    const li = e.target.closest(".alternative");
+    if (!li) return;
+    setActiveAlternative([...el.alternatives.children].indexOf(li));
+    chooseAlternative(li);
+  });
+  el.alternatives.addEventListener("keydown", (e) => {
+    const n = el.alternatives.children.length;
+    const k = { ArrowDown: state.alt.active + 1, ArrowRight: state.alt.active + 1, ArrowUp: state.alt.active - 1, ArrowLeft: state.alt.active - 1, Home: 0, End: n - 1 }[e.key];
+    if (k !== undefined) setActiveAlternative(k);
+    else if (e.key === "Enter" || e.key === " ") chooseAlternative(el.alternatives.children[state.alt.active]);
+    else return;
+    e.preventDefault();
+  });
+  el.whatif.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const words = el.whatifWord.value.trim().split(/\s+/).filter(Boolean);
+    if (!words.length) {
+      showWhatifError("Type a word first.");
+      return;
+    }
+    rewriteFrom(state.alt.word, words);
+  });
+  function showWhatifError(message) {
+    el.whatifError.textContent = message;
+    el.whatifError.hidden = false;
+  }
+  el.undo.addEventListener("click", () => {
+    const prev = state.undo.pop();
+    if (!prev) return;
+    if (state.job && !state.job.done) socket.emit("cancel");
+    stopReplay();
+    state.job = prev;
+    renderObjects(prev.objects);
+    showResult(prev.result, prev, { restored: true });
+    setStatus("done", "Back to the previous caption");
+  });
+
+  // ----- beams -----
+  /** Lists every hypothesis of the beam search, best first; notes when the best one rewrote an earlier word. */
+  function renderBeams(beams, job) {
+    el.beamsSection.hidden = false;
+    el.beams.replaceChildren(...beams.map((b) => {
+      const li = document.createElement("li");
+      li.classList.toggle("best", b.best);
+      li.classList.toggle("ended", b.done);
+      const text = document.createElement("span");
+      text.className = "beam-words";
+      text.textContent = b.words.join(" ") || "…";
+      const score = document.createElement("span");
+      score.className = "beam-score";
+      score.textContent = b.logProb.toFixed(2);
+      score.title = "log-probability";
+      const tags = [b.best ? "best" : null, b.done ? "ended" : null].filter(Boolean);
+      if (tags.length) {
+        const tag = document.createElement("span");
+        tag.className = "beam-tag";
+        tag.textContent = tags.join(" · ");
+        li.append(text, tag, score);
+      } else li.append(text, score);
+      li.setAttribute("aria-label", `${tags.length ? `${tags.join(", ")}: ` : ""}${b.words.join(" ")}, log-probability ${b.logProb.toFixed(2)}`);
+      return li;
+    }));
+    job.beams = beams;
+  }
+  function noteRewrite(prev, next, job) {
+    const n = Math.min(prev.length, next.length);
+    for (let i = 0; i < n; i++) {
+      if (prev[i] !== next[i]) {
+        job.rewrites = (job.rewrites ?? 0) + 1;
+        el.beamNote.textContent = `Rewrote word ${i + 1}: “${prev[i]}” → “${next[i]}”`;
+        restartAnimation(el.beamNote, "flash");
+        return;
+      }
+    }
+  }
+
+  // ----- compare -----
+  function renderCompare() {
+    const { greedy, beam } = state.compare;
+    el.compareSection.hidden = !(greedy && beam);
+    const job = state.job;
+    el.compareRun.disabled = !job?.done || !state.file || Boolean(greedy && beam);
+    el.compareRun.textContent = !job?.done || (greedy && beam) ? "Compare greedy and beam" : job.beam === 1 ? `Compare with beam ${beamSize()}` : "Compare with greedy";
+    if (!(greedy && beam)) return;
+    el.compare.replaceChildren(...[greedy, beam].map((r) => {
+      const card = document.createElement("figure");
+      card.className = "compare-card";
+      const head = document.createElement("figcaption");
+      head.textContent = r.beam === 1 ? "Greedy" : `Beam ${r.beam}`;
+      const cap = document.createElement("p");
+      cap.className = "compare-caption";
+      cap.textContent = r.caption || "(no words)";
+      const meta = document.createElement("p");
+      meta.className = "compare-meta";
+      meta.textContent = `log p ${r.logProb.toFixed(2)} · ${(r.logProb / Math.max(1, r.words + 1)).toFixed(2)} per word · ${fmtMs(r.ms)}`;
+      card.append(head, cap, meta);
+      return card;
+    }));
+    const better = greedy.logProb === beam.logProb ? null : greedy.logProb > beam.logProb ? 0 : 1;
+    if (better !== null) el.compare.children[better].classList.add("higher");
+  }
+  el.compareRun.addEventListener("click", () => {
+    const job = state.job;
+    if (!job?.done || !state.file) return;
+    state.undo.push(job); // Undo returns to the caption before the comparison too
+    start({ beam: job.beam === 1 ? beamSize() : 1 });
+  });
 
   // Hover is for mice and pens; touch selects with a tap (click), and the mouse events a
   // browser makes up around taps must not move the selection elsewhere.
@@ -332,6 +518,8 @@ function initStudio(cfg) {
     }
     if (file.type && !file.type.startsWith("image/")) return fail({ message: "That file is not an image." });
     state.file = file;
+    state.undo = [];
+    state.compare = { greedy: null, beam: null };
     if (state.url) URL.revokeObjectURL(state.url);
     state.url = URL.createObjectURL(file);
     el.stage.classList.remove("no-preview");
@@ -428,6 +616,9 @@ function initStudio(cfg) {
     state.job = null;
     state.file = null;
     state.selected = -1;
+    state.undo = [];
+    state.compare = { greedy: null, beam: null };
+    el.compareSection.hidden = true;
     if (state.url) URL.revokeObjectURL(state.url);
     state.url = null;
     el.photo.removeAttribute("src");
@@ -445,6 +636,14 @@ function initStudio(cfg) {
   });
 
   function resetResult() {
+    el.explain.hidden = true;
+    el.beamsSection.hidden = true;
+    el.beams.replaceChildren();
+    el.beamNote.textContent = "";
+    el.confidence.hidden = true;
+    el.logprob.textContent = "";
+    el.undo.disabled = true;
+    el.compareRun.disabled = true;
     el.replay.disabled = true;
     el.download.classList.add("disabled");
     el.download.setAttribute("aria-disabled", "true");
@@ -456,25 +655,28 @@ function initStudio(cfg) {
   }
 
   // ----- captioning -----
-  async function start() {
+  const beamSize = () => Math.min(cfg.maxBeam, Math.max(2, Math.round(Number(el.beam.value) || 2)));
+  /** Starts a caption of the current photo: the form's settings, or a "what if" prefix / the other mode for comparing. */
+  async function start({ prefix = null, beam = beamMode() ? beamSize() : 1 } = {}) {
     stopReplay();
-    const beam = beamMode() ? Math.min(cfg.maxBeam, Math.max(2, Math.round(Number(el.beam.value) || 2))) : 1;
     const maxLen = Math.min(cfg.maxLenLimit, Math.max(1, Math.round(Number(el.maxlen.value) || cfg.maxLen)));
-    el.beam.value = String(Math.max(2, beam));
-    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], stepObjects: [], objects: [], done: false, failed: false, beam, maxLen };
+    el.beam.value = String(beamSize());
+    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], stepObjects: [], objects: [], hypothesis: [], done: false, failed: false, beam, maxLen, prefix };
+    const file = state.file;
     state.job = job;
     state.selected = -1;
     renderWords([]);
     renderObjects(null);
     drawHeat(null);
     resetResult();
-    el.tMode.textContent = beam === 1 ? "greedy" : `beam ${beam}`;
+    el.tMode.textContent = (beam === 1 ? "greedy" : `beam ${beam}`) + (prefix ? " · what if" : "");
+    el.undo.disabled = state.undo.length === 0;
     el.stage.classList.add("busy");
     setStatus("busy", "Uploading…");
-    const image = await state.file.arrayBuffer();
+    const image = await file.arrayBuffer();
     if (state.job !== job) return;
     job.t0 = performance.now();
-    socket.emit("caption", { image, beam, maxLen }, (ack) => {
+    socket.emit("caption", prefix ? { image, beam, maxLen, prefix } : { image, beam, maxLen }, (ack) => {
       if (state.job !== job) return;
       if (ack.ok) job.id = ack.id;
       else fail(ack);
@@ -502,24 +704,41 @@ function initStudio(cfg) {
     job.stepObjects[e.index] = { word: e.word, object: e.object };
     const objects = e.hypothesis.map((w, i) => (job.stepObjects[i]?.word === w ? job.stepObjects[i].object : undefined));
     const shown = renderWords(e.hypothesis, { probs: job.probs, objects, current: e.index });
+    el.confidence.hidden = false;
     drawHeat(e.alpha, e.word);
     highlightObject(e.object);
+    if (Array.isArray(e.beams)) {
+      noteRewrite(job.hypothesis, e.hypothesis, job);
+      renderBeams(e.beams, job);
+    }
+    job.hypothesis = e.hypothesis;
     setStatus("busy", `Decoding… ${shown} word${shown === 1 ? "" : "s"}`);
-    document.dispatchEvent(new CustomEvent("studio:step", { detail: { index: e.index, word: e.word, shown, object: e.object } }));
+    document.dispatchEvent(new CustomEvent("studio:step", { detail: { index: e.index, word: e.word, shown, object: e.object, beams: e.beams?.length ?? 0 } }));
   });
   socket.on("done", (e) => {
     if (!mine(e)) return;
     const job = state.job;
     job.done = true;
-    job.words = e.words;
+    job.result = e;
     if (Array.isArray(e.objects)) {
       job.objects = e.objects;
       renderObjects(job.objects);
     }
+    if (!job.prefix?.length) {
+      state.compare[job.beam === 1 ? "greedy" : "beam"] = { caption: e.caption, logProb: e.logProb, words: e.words.length, beam: job.beam, ms: e.ms };
+    }
+    showResult(e, job);
+    addHistory(e, job);
+    document.dispatchEvent(new CustomEvent("studio:done", { detail: { caption: e.caption, ms: e.ms, prefix: job.prefix, beam: job.beam } }));
+  });
+  /** Shows a finished caption: a new one, or one that Undo brought back. */
+  function showResult(e, job, { restored = false } = {}) {
+    job.words = e.words;
     el.stage.classList.remove("busy");
     renderWords(e.words.map((w) => w.word), { probs: e.words.map((w) => w.prob), objects: e.words.map((w) => w.object), animate: false });
     el.caption.classList.add("interactive");
-    const last = e.words.length - 1;
+    // A "what if" keeps the word that was chosen in view; otherwise the last word.
+    const last = job.prefix?.length ? Math.min(job.prefix.length, e.words.length) - 1 : e.words.length - 1;
     if (last >= 0) showWord(last, { sticky: true });
     else drawHeat(null);
     el.live.textContent = e.caption;
@@ -531,11 +750,16 @@ function initStudio(cfg) {
     el.download.classList.remove("disabled");
     el.download.removeAttribute("aria-disabled");
     el.download.tabIndex = 0;
-    setStatus("done", `Done in ${fmtMs(e.ms)}`);
+    if (!restored) setStatus("done", `Done in ${fmtMs(e.ms)}`);
     el.hint.hidden = e.words.length === 0;
-    addHistory(e, job);
-    document.dispatchEvent(new CustomEvent("studio:done", { detail: { caption: e.caption, ms: e.ms } }));
-  });
+    el.tMode.textContent = (job.beam === 1 ? "greedy" : `beam ${job.beam}`) + (job.prefix ? " · what if" : "");
+    el.confidence.hidden = e.words.length === 0;
+    el.logprob.textContent = `Caption log-probability ${e.logProb.toFixed(2)} (${(e.logProb / (e.words.length + 1)).toFixed(2)} per word)`;
+    el.beamsSection.hidden = !job.beams;
+    if (job.beams) renderBeams(job.beams, job);
+    el.undo.disabled = state.undo.length === 0;
+    renderCompare();
+  }
   socket.on("failed", (e) => {
     const job = state.job;
     if (!job || job.done) return;
@@ -543,8 +767,18 @@ function initStudio(cfg) {
     fail(e);
   });
   function fail(e) {
-    if (state.job) state.job.failed = true;
+    const job = state.job;
+    if (job) job.failed = true;
     el.stage.classList.remove("busy");
+    // A "what if" the server refused (a word it does not know): back to the caption it started from.
+    if (job?.prefix && state.undo.at(-1) && e.code === "bad_request") {
+      const prev = state.undo.pop();
+      state.job = prev;
+      renderObjects(prev.objects);
+      showResult(prev.result, prev, { restored: true });
+      showWord(state.alt.word >= 0 ? state.alt.word : prev.words.length - 1, { sticky: true });
+      showWhatifError(e.message);
+    }
     setStatus("error", e.message || "Something went wrong.");
   }
 
@@ -567,7 +801,7 @@ function initStudio(cfg) {
     cap.textContent = e.caption || "(no words)";
     const meta = document.createElement("p");
     meta.className = "h-meta";
-    meta.textContent = `${fmtMs(e.ms)} · first word ${fmtMs(job.first)} · ${job.beam === 1 ? "greedy" : `beam ${job.beam}`} · ${new Date().toLocaleTimeString()}`;
+    meta.textContent = `${job.beam === 1 ? "greedy" : `beam ${job.beam}`}${job.prefix ? " · what if" : ""} · log p ${e.logProb.toFixed(2)} · ${fmtMs(e.ms)} · first word ${fmtMs(job.first)} · ${new Date().toLocaleTimeString()}`;
     text.append(cap, meta);
     li.append(img, text);
     el.history.prepend(li);

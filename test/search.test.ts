@@ -50,19 +50,21 @@ async function tinyDecoder(runtime: "tfjs" | "onnx", chain = P): Promise<{ decod
   return { decoder: tfDecoder(params), free: () => tf.dispose(Object.values(params)) };
 }
 
-type Extra = Pick<SearchOptions, "blockRepeats" | "repeatable" | "bias" | "constraints" | "trustOwn">;
+type Extra = Pick<SearchOptions, "blockRepeats" | "repeatable" | "bias" | "constraints" | "trustOwn" | "prefix" | "topK" | "beams">;
 
 async function run(decoder: StepDecoder, beam: number, signal?: AbortSignal, extra: Extra = { blockRepeats: false }) {
   const feats = tf.randomUniform([1, 4, 3]) as tf.Tensor3D;
   const events: Hypothesis[] = [];
+  const beams: Hypothesis[][] = [];
   const it = search(decoder, feats, { beam, maxLen: cfg.maxLen, lengthPenalty: 0, ...extra, signal });
   try {
     let r = await it.next();
     while (!r.done) {
       events.push(r.value.best);
+      if (r.value.beams) beams.push(r.value.beams);
       r = await it.next();
     }
-    return { final: r.value, events };
+    return { final: r.value, events, beams };
   } finally {
     feats.dispose();
   }
@@ -160,6 +162,66 @@ for (const runtime of ["tfjs", "onnx"] as const) {
       assert.deepEqual(forced.final.ids, [X], `beam ${beam}: not sure enough, the name goes in`);
       assert.equal(forced.final.met, 1);
     }
+    free();
+  });
+
+  test(`${runtime}: each word carries the model's top words at its step, most likely first`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const top = (h: Hypothesis) => h.top.map((alts) => alts.map((a) => [a.id, Math.round(a.prob * 1000) / 1000]));
+    // Greedy: x (0.6 over y 0.4), then <end> (0.4 over x and y at 0.3 each; its own top goes with <end>).
+    const greedy = await run(decoder, 1, undefined, { blockRepeats: false, topK: 2 });
+    assert.deepEqual(top(greedy.final), [[[X, 0.6], [Y, 0.4]]]);
+    assert.ok(greedy.final.endProb !== undefined && Math.abs(greedy.final.endProb - 0.4) < 1e-3, "the probability of ending is kept");
+    // Beam search: the chosen "y" keeps the top of its own step, although y was not the likeliest word there.
+    const beam = await run(decoder, 2, undefined, { blockRepeats: false, topK: 3 });
+    assert.deepEqual(beam.final.ids, [Y]);
+    assert.deepEqual(top(beam.final).map((alts) => alts.slice(0, 2)), [[[X, 0.6], [Y, 0.4]]]);
+    // Words the bias bans are not offered; off by default.
+    const banned = new Float32Array(V);
+    banned[Y] = -Infinity;
+    assert.deepEqual(top((await run(decoder, 1, undefined, { blockRepeats: false, topK: 2, bias: banned })).final)[0].map(([id]) => id), [X, 2]);
+    assert.deepEqual((await run(decoder, 1)).final.top, [[]]);
+    free();
+  });
+
+  test(`${runtime}: a forced prefix is taken word by word, and the search continues from it as the chain says`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const near = (a: number, b: number) => Math.abs(a - b) < 1e-3;
+    // Unforced, beam search says "y" (0.38); forced to start with x, the best is "x" then <end> (0.6 * 0.4),
+    // ahead of "x y" (0.6 * 0.3 * 0.95).
+    for (const beam of [1, 2]) {
+      const x = await run(decoder, beam, undefined, { blockRepeats: false, prefix: [X] });
+      assert.deepEqual(x.final.ids, [X], `beam ${beam}`);
+      assert.ok(near(Math.exp(x.final.logp), 0.6 * 0.4));
+      // "y x" is unlikely (0.05) but forced all the same; then x ends (0.4) with the chain's own odds.
+      const yx = await run(decoder, beam, undefined, { blockRepeats: false, prefix: [Y, X] });
+      assert.deepEqual(yx.final.ids, [Y, X]);
+      assert.ok(near(yx.final.probs[0], 0.4) && near(yx.final.probs[1], 0.05), `forced words report the model's own probabilities: ${yx.final.probs}`);
+      assert.ok(near(yx.final.endProb!, 0.4));
+      assert.deepEqual(yx.events.slice(0, 2).map((e) => e.ids), [[Y], [Y, X]], "the forced words stream first");
+    }
+    // A banned word can still be forced (a person asked for it).
+    const banned = new Float32Array(V);
+    banned[Y] = -Infinity;
+    assert.deepEqual((await run(decoder, 2, undefined, { blockRepeats: false, bias: banned, prefix: [Y] })).final.ids, [Y]);
+    await assert.rejects(run(decoder, 1, undefined, { blockRepeats: false, prefix: Array(cfg.maxLen + 1).fill(X) }), /at most 6 fit/);
+    free();
+  });
+
+  test(`${runtime}: with beams on, every step lists the live hypotheses with the best first`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    const { final, events, beams } = await run(decoder, 2, undefined, { blockRepeats: false, beams: true });
+    assert.equal(beams.length, events.length);
+    // After the first word both x and y are alive (x ahead at 0.6).
+    assert.deepEqual(beams[0].map((h) => h.ids), [[X], [Y]]);
+    for (const [i, list] of beams.entries()) assert.deepEqual(list[0].ids, events[i].ids, "the chosen best comes first");
+    assert.deepEqual(beams.at(-1)![0].ids, final.ids);
+    // Once y has ended it stays listed, marked by its end probability, while x lives on.
+    assert.ok(beams.some((list) => list.some((h) => h.ids.join() === String(Y) && h.endProb !== undefined)));
+    assert.equal((await run(decoder, 2)).beams.length, 0, "off by default");
     free();
   });
 }

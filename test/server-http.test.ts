@@ -103,6 +103,21 @@ describe("POST /api/caption", () => {
     assert.ok(res.body.words.length <= 3);
   });
 
+  it("takes a what-if prefix as a query or form field; words carry their top 5; bad prefixes get a 400", T, async () => {
+    const res = await request(url).post("/api/caption?beam=1&prefix=a%20cat").attach("image", JPEG, "p.jpg").expect(200);
+    assert.deepEqual(res.body.words.slice(0, 2).map((w: { word: string }) => w.word), ["a", "cat"]);
+    assert.deepEqual(res.body.prefix, ["a", "cat"]);
+    assert.ok(res.body.logProb < 0);
+    for (const w of res.body.words) assert.equal(w.top.length, 5);
+    const form = await request(url).post("/api/caption").field("beam", "2").field("prefix", "two").attach("image", JPEG, "p.jpg").expect(200);
+    assert.equal(form.body.words[0].word, "two");
+    for (const [prefix, pattern] of [["a qwxyzzy", /not in the model's vocabulary/], ["<end>", /marker/]] as const) {
+      const bad = await request(url).post(`/api/caption?prefix=${encodeURIComponent(prefix)}`).attach("image", JPEG, "p.jpg").expect(400).expect("Content-Type", /json/);
+      assert.equal(bad.body.error, "bad_request");
+      assert.match(bad.body.message, pattern);
+    }
+  });
+
   it("answers ?format=png with the result picture", T, async () => {
     const res = await request(url).post("/api/caption?format=png&beam=1").attach("image", JPEG, "p.jpg").responseType("blob").expect(200).expect("Content-Type", "image/png");
     const meta = await sharp(res.body as Buffer).metadata();

@@ -160,6 +160,64 @@ describe("streaming a caption", () => {
     assert.ok((end.payload as DoneEvent).words.length <= 16);
   });
 
+  it("every step and word carries the model's top 5 words; beam search also sends its beams; done has the log-probability", T, async () => {
+    const socket = await client(url);
+    const job = await caption(socket, { image: JPEG, beam: 3 });
+    const end = await job.end;
+    assert.equal(end.name, "done");
+    const done = end.payload as DoneEvent;
+    const steps = job.events.filter((e) => e.name === "step").map((e) => e.payload as unknown as StepEvent);
+    const isTop = (top: { word: string; prob: number }[], what: string) => {
+      assert.equal(top.length, 5, what);
+      for (let i = 1; i < 5; i++) assert.ok(top[i - 1].prob >= top[i].prob, `${what}: most likely first`);
+      assert.ok(top.every((c) => c.prob > 0 && c.prob <= 1 && (c.word === "<end>" || captioner.words.includes(c.word))), what);
+      assert.ok(top.reduce((a, c) => a + c.prob, 0) <= 1 + 1e-6, what);
+    };
+    for (const s of steps) {
+      isTop(s.top, `step ${s.index}`);
+      assert.ok(Array.isArray(s.beams) && s.beams.length >= 1, "beam search sends its beams");
+      assert.equal(s.beams.filter((b) => b.best).length, 1, "one best");
+      assert.deepEqual(s.beams[0].words, s.hypothesis, "the best comes first and is the hypothesis");
+      assert.ok(s.beams.every((b) => Number.isFinite(b.logProb) && b.logProb < 0 && typeof b.done === "boolean"));
+      assert.ok(!("alpha" in s.beams[0]), "no attention grids for the beams");
+    }
+    assert.ok(steps.some((s) => s.beams!.length >= 3), "several hypotheses are listed while decoding");
+    // Steps where only the beams moved repeat the index and the hypothesis; the caption's steps still end it.
+    assert.deepEqual(steps.at(-1)!.hypothesis, done.words.map((w) => w.word));
+    done.words.forEach((w, i) => isTop(w.top, `word ${i}`));
+    const sumLog = done.words.reduce((a, w) => a + Math.log(w.prob), 0);
+    assert.ok(done.logProb < sumLog && done.logProb > sumLog - 10, `log-probability ${done.logProb} = the words' ${sumLog} + the end's`);
+    assert.deepEqual(done.prefix, []);
+    // Greedy sends no beams.
+    const greedy = await caption(socket, { image: JPEG, beam: 1, maxLen: 5 });
+    assert.equal((await greedy.end).name, "done");
+    assert.ok(greedy.events.filter((e) => e.name === "step").every((e) => e.payload.beams === undefined && Array.isArray(e.payload.top)));
+  });
+
+  it("what if: a prefix is forced word by word and the model writes the rest", T, async () => {
+    const socket = await client(url);
+    const first = await caption(socket, { image: JPEG, beam: 1, objects: false });
+    const plain = (await first.end).payload as DoneEvent;
+    // Swap the second word for the model's next-best choice there.
+    const alt = plain.words[1].top.find((c) => c.word !== plain.words[1].word && c.word !== "<end>")!.word;
+    const prefix = [plain.words[0].word, alt];
+    const job = await caption(socket, { image: JPEG, beam: 1, objects: false, prefix });
+    const end = await job.end;
+    assert.equal(end.name, "done", JSON.stringify(end.payload));
+    const done = end.payload as DoneEvent;
+    assert.deepEqual(done.words.slice(0, 2).map((w) => w.word), prefix);
+    assert.deepEqual(done.prefix, prefix);
+    assert.ok(done.words.length > 2, "the model went on from the prefix");
+    assert.notEqual(done.caption, plain.caption);
+    const steps = job.events.filter((e) => e.name === "step").map((e) => e.payload as unknown as StepEvent);
+    assert.deepEqual(steps.slice(0, 2).map((s) => s.word), prefix, "the forced words stream first");
+    assert.ok(Math.abs(done.words[1].prob - plain.words[1].top.find((c) => c.word === alt)!.prob) < 1e-4, "a forced word reports the model's probability for it");
+    // A string works too, and beam search takes the same prefix.
+    const beam = await caption(socket, { image: JPEG, beam: 3, prefix: prefix.join(" ").toUpperCase() });
+    const beamDone = (await beam.end).payload as DoneEvent;
+    assert.deepEqual(beamDone.words.slice(0, 2).map((w) => w.word), prefix);
+  });
+
   it("sends events only to the client that asked", T, async () => {
     const [a, b] = [await client(url), await client(url)];
     let leaked = 0;
@@ -183,6 +241,10 @@ describe("bad requests get a failed event (and a refusing ack)", () => {
     ["beam out of range", { image: JPEG, beam: 99 }, "bad_request", /beam/],
     ["maxLen not an integer", { image: JPEG, maxLen: 2.5 }, "bad_request", /maxLen/],
     ["over the upload limit", { image: Buffer.alloc(100 * 1024, 1) }, "too_large", /too large/],
+    ["a prefix word outside the vocabulary", { image: JPEG, prefix: ["a", "qwxyzzy"] }, "bad_request", /"qwxyzzy" is not in the model's vocabulary/],
+    ["a prefix of only the end marker", { image: JPEG, prefix: ["<end>"] }, "bad_request", /marker, not a word/],
+    ["a prefix longer than maxLen", { image: JPEG, maxLen: 4, prefix: "a dog runs on the grass" }, "bad_request", /6 words.*at most 4/],
+    ["a prefix that is not words", { image: JPEG, prefix: { 0: "a" } }, "bad_request", /prefix must be/],
   ];
   for (const [name, req, code, pattern] of cases) {
     it(name, T, async () => {

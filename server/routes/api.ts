@@ -58,7 +58,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       throw new StudioError(ErrorCode.BadRequest, 'no image: send it as the multipart field "image" or as the raw request body');
     }
     const fields = (req.is("multipart/form-data") ? req.body : {}) as Record<string, unknown>;
-    const opts = jobs.options({ beam: req.query.beam ?? fields?.beam, maxLen: req.query.maxLen ?? fields?.maxLen, objects: req.query.objects ?? fields?.objects });
+    const opts = jobs.options({ beam: req.query.beam ?? fields?.beam, maxLen: req.query.maxLen ?? fields?.maxLen, objects: req.query.objects ?? fields?.objects, prefix: req.query.prefix ?? fields?.prefix });
     const wantsPng = req.query.format === "png";
     if (req.query.format !== undefined && !wantsPng && req.query.format !== "json") {
       throw new StudioError(ErrorCode.BadRequest, 'format must be "json" or "png"');
@@ -77,7 +77,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       res.type("png").set("Content-Disposition", 'inline; filename="caption.png"').send(png);
       return;
     }
-    res.json({ caption, words, grid, objects, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), beam: opts.beam, maxLen: opts.maxLen });
+    res.json({ caption, words, grid, objects, logProb: out.result.logProb, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), beam: opts.beam, maxLen: opts.maxLen, prefix: opts.prefix });
   });
 
   router.get("/results/:id/picture.png", async (req, res) => {

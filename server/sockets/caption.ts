@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Socket } from "socket.io";
-import { objectIndex, toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
+import { objectIndex, toChoices, toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { StudioError, toClientError, tooLargeMessage } from "../errors.ts";
 import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents, type StepEvent } from "../events.ts";
@@ -21,8 +21,8 @@ export interface CaptionSocketDeps {
 }
 
 function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
-  if (typeof req !== "object" || req === null) throw new StudioError(ErrorCode.BadRequest, "caption expects an object { image, beam?, maxLen?, objects? }");
-  const { image, beam, maxLen, objects } = req as Partial<CaptionRequest>;
+  if (typeof req !== "object" || req === null) throw new StudioError(ErrorCode.BadRequest, "caption expects an object { image, beam?, maxLen?, objects?, prefix? }");
+  const { image, beam, maxLen, objects, prefix } = req as Partial<CaptionRequest>;
   let bytes: Uint8Array;
   if (image instanceof Uint8Array) bytes = image;
   else if (image instanceof ArrayBuffer) bytes = new Uint8Array(image);
@@ -30,7 +30,7 @@ function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
   if (bytes.length > config.uploadLimit) {
     throw new StudioError(ErrorCode.TooLarge, `${tooLargeMessage(config.uploadLimit)} (this one is ${(bytes.length / 1048576).toFixed(1)} MB)`);
   }
-  return { bytes, opts: jobs.options({ beam, maxLen, objects }) };
+  return { bytes, opts: jobs.options({ beam, maxLen, objects, prefix }) };
 }
 
 export function registerCaptionSocket(socket: StudioSocket, { jobs, results, config, pictureUrl }: CaptionSocketDeps): void {
@@ -58,9 +58,10 @@ export function registerCaptionSocket(socket: StudioSocket, { jobs, results, con
           socket.emit("started", { id: mine.id, grid, objects });
         },
         onStep: (s) => {
-          const step: StepEvent = { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis };
+          const step: StepEvent = { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis, top: toChoices(s.top) };
           const object = objectIndex(s.object, startedObjects);
           if (object !== undefined) step.object = object;
+          if (s.beams) step.beams = s.beams.map((b) => ({ words: b.words, logProb: b.logProb, done: b.done, best: b.best }));
           socket.emit("step", step);
         },
       });
@@ -69,7 +70,7 @@ export function registerCaptionSocket(socket: StudioSocket, { jobs, results, con
       const objects = toObjectResults(out.result.objects ?? []);
       const words = toWordResults(out.result.words, objects.length);
       results.put(mine.id, bytes, { caption, words, grid, objects });
-      socket.emit("done", { id: mine.id, caption, words, grid, objects, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), picture: pictureUrl(mine.id) });
+      socket.emit("done", { id: mine.id, caption, words, grid, objects, logProb: out.result.logProb, prefix: opts.prefix, ms: Math.round(out.ms), waitMs: Math.round(out.waitMs), picture: pictureUrl(mine.id) });
     } catch (e) {
       if (current?.id === id) current = null;
       const err = toClientError(e);
