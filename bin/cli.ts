@@ -79,11 +79,6 @@ for (const p of args.positionals) {
   else files.push({ file: p, fromFolder: false });
 }
 
-let failed = 0;
-for (const m of missing) {
-  process.stderr.write(`caption: ${m}: no such file or folder\n`);
-  failed++;
-}
 const captioner = await loadCaptioner(args.values.model ? { modelDir: args.values.model } : {});
 let prefix: string[] | undefined;
 try {
@@ -92,6 +87,11 @@ try {
   if (!(e instanceof PrefixError)) throw e;
   captioner.dispose();
   fail(`--prefix: ${e.message}`);
+}
+let failed = 0;
+for (const m of missing) {
+  process.stderr.write(`caption: ${m}: no such file or folder\n`);
+  failed++;
 }
 const showProgress = files.some((f) => f.fromFolder) && files.length > 1;
 const t0 = performance.now();

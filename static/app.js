@@ -773,10 +773,16 @@ function initStudio(cfg) {
     // A "what if" the server refused (a word it does not know): back to the caption it started from.
     if (job?.prefix && state.undo.at(-1) && e.code === "bad_request") {
       const prev = state.undo.pop();
+      const { word, active } = state.alt; // showResult moves the selection to the last word
+      const typed = el.whatifWord.value;
       state.job = prev;
       renderObjects(prev.objects);
       showResult(prev.result, prev, { restored: true });
-      showWord(state.alt.word >= 0 ? state.alt.word : prev.words.length - 1, { sticky: true });
+      if (word >= 0 && word < prev.words.length) {
+        showWord(word, { sticky: true });
+        setActiveAlternative(active);
+        el.whatifWord.value = typed;
+      }
       showWhatifError(e.message);
     }
     setStatus("error", e.message || "Something went wrong.");

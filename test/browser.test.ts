@@ -42,6 +42,9 @@ interface StepRecord {
   shown: number;
   chips: number;
   hash: number;
+  /** Hypotheses the step sent, and rows the beam panel showed after it. */
+  beams: number;
+  beamRows: number;
 }
 
 /** Opens the studio and starts recording each streamed step with a hash of the heatmap canvas. */
@@ -62,8 +65,8 @@ async function open(options: BrowserContextOptions): Promise<Page> {
     };
     w.steps = [];
     document.addEventListener("studio:step", (e) => {
-      const { index, shown } = (e as CustomEvent).detail;
-      w.steps.push({ index, shown, chips: document.querySelectorAll("#caption .word").length, hash: w.canvasHash() });
+      const { index, shown, beams } = (e as CustomEvent).detail;
+      w.steps.push({ index, shown, chips: document.querySelectorAll("#caption .word").length, hash: w.canvasHash(), beams, beamRows: document.querySelectorAll("#beams li").length });
     });
     document.addEventListener("studio:done", (e) => (w.doneDetail = (e as CustomEvent).detail));
   });
@@ -100,19 +103,31 @@ const rects = (page: Page) =>
     return { photo: { x: p.x, y: p.y, w: p.width, h: p.height }, boxes: boxes.sort((a, b) => a.index - b.index) };
   });
 
-async function captionFile(page: Page, file: string): Promise<{ caption: string; ms: number; steps: StepRecord[] }> {
+interface DoneRecord {
+  caption: string;
+  ms: number;
+  prefix: string[] | null;
+  beam: number;
+  steps: StepRecord[];
+}
+
+/** Does `act` (an upload, a click) and waits for the caption it starts, recording its steps. */
+async function captionAfter(page: Page, act: () => Promise<unknown>): Promise<DoneRecord> {
   await page.evaluate(() => {
     const w = window as unknown as { steps: unknown[]; doneDetail: unknown };
     w.steps = [];
     w.doneDetail = null;
   });
-  await page.setInputFiles("#file", file);
+  await act();
   await page.waitForFunction(() => (window as unknown as { doneDetail: unknown }).doneDetail, null, { timeout: 120_000 });
   return page.evaluate(() => {
-    const w = window as unknown as { steps: StepRecord[]; doneDetail: { caption: string; ms: number } };
+    const w = window as unknown as { steps: StepRecord[]; doneDetail: Omit<DoneRecord, "steps"> };
     return { ...w.doneDetail, steps: w.steps };
   });
 }
+
+const captionFile = (page: Page, file: string) => captionAfter(page, () => page.setInputFiles("#file", file));
+const chipWords = (page: Page) => page.$$eval("#caption .word", (els) => els.map((e) => e.textContent ?? ""));
 
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const t0 = Date.now();
@@ -343,6 +358,113 @@ describe("studio page in Chromium", { skip }, () => {
       }
       await page.context().close();
     }
+  });
+
+  it("what if: pick an alternative for word 3 and the caption is rewritten from there, streaming; undo; the keyboard; a typed word (desktop, light)", T, async () => {
+    const page = await open({ viewport: { width: 1360, height: 1000 }, colorScheme: "light" });
+    await page.click('label[for="mode-greedy"]');
+    await captionFile(page, PHOTO);
+    const before = await chipWords(page);
+    assert.ok(before.length >= 4, before.join(" "));
+
+    // Confidence: in each word's accessible name, and as a bar under it coloured by the probability.
+    const chips = await page.$$eval("#caption .word", (els) => els.map((e) => ({ label: e.getAttribute("aria-label") ?? "", p: Number((e as HTMLElement).style.getPropertyValue("--p")), width: parseFloat(getComputedStyle(e, "::after").width), colour: getComputedStyle(e, "::after").backgroundColor })));
+    chips.forEach((c, i) => {
+      assert.match(c.label, new RegExp(`^${before[i]}, (<1|\\d{1,2})% confident`), "the confidence is in the accessible name");
+      assert.ok(c.width > 0, `word ${i} has a visible bar`);
+    });
+    const sure = chips.reduce((a, b) => (b.p > a.p ? b : a)), unsure = chips.reduce((a, b) => (b.p < a.p ? b : a));
+    assert.notEqual(sure.colour, unsure.colour, "surer words get another colour");
+    assert.ok(sure.width > unsure.width, "and a longer bar");
+    assert.equal(await page.isVisible("#confidence"), true, "with a legend");
+    assert.match(await page.textContent("#logprob") ?? "", /log-probability -\d+\.\d\d \(-\d+\.\d\d per word\)/);
+
+    // Word 3's alternatives: a listbox of the model's top 5 words with their probabilities.
+    await page.click("#caption .word >> nth=2");
+    const options = () => page.$$eval("#alternatives [role=option]", (els) => els.map((e) => ({ word: (e as HTMLElement).dataset.word ?? "", selected: e.getAttribute("aria-selected") === "true", disabled: e.getAttribute("aria-disabled") === "true", label: e.getAttribute("aria-label") ?? "" })));
+    const opts = await options();
+    assert.ok(opts.length >= 5, `${opts.length} options`);
+    assert.equal(opts.filter((o) => o.selected).length, 1, "the caption's word is the selected option");
+    for (const o of opts) assert.match(o.label, /, (<1|\d{1,2}|99)%/, "each option's probability is in its name");
+    const k = opts.findIndex((o) => !o.selected && !o.disabled);
+    const alt = opts[k].word;
+    const rewritten = await captionAfter(page, () => page.click(`#alternatives [role=option] >> nth=${k}`));
+    const after = await chipWords(page);
+    assert.deepEqual(after.slice(0, 2), before.slice(0, 2), "the words before it stay");
+    assert.equal(after[2], alt, "word 3 is the chosen alternative");
+    assert.deepEqual(rewritten.prefix, [...before.slice(0, 2), alt]);
+    assert.ok(rewritten.steps.length === after.length && rewritten.steps.every((s, i) => s.index === i && s.chips === i + 1), "streamed again, word by word");
+    assert.match(await page.textContent("#t-mode") ?? "", /what if/);
+    assert.match(await page.textContent("#history li >> nth=0") ?? "", /what if/, "the session history says so");
+    await shot(page, "browser-whatif-light");
+
+    // Undo brings the previous caption back.
+    await page.click("#undo");
+    assert.deepEqual(await chipWords(page), before);
+    assert.equal(await page.isDisabled("#undo"), true);
+
+    // The keyboard: arrows move through the options, Enter rewrites from there.
+    await page.click("#caption .word >> nth=2");
+    await page.focus("#alternatives");
+    await page.keyboard.press("ArrowDown");
+    let active = await page.$eval("#alternatives", (e) => Number(e.getAttribute("aria-activedescendant")?.replace("alt-", "")));
+    if (opts[active].selected || opts[active].disabled) {
+      await page.keyboard.press("ArrowDown");
+      active++;
+    }
+    const byKey = await captionAfter(page, () => page.keyboard.press("Enter"));
+    assert.equal((await chipWords(page))[2], opts[active].word);
+    assert.deepEqual(byKey.prefix, [...before.slice(0, 2), opts[active].word]);
+    await page.click("#undo");
+
+    // A typed word outside the vocabulary gets a clear message, and the caption stays.
+    await page.click("#caption .word >> nth=1");
+    await page.fill("#whatif-word", "qwxyzzy");
+    await page.click("#whatif-run");
+    await page.waitForSelector("#whatif-error:not([hidden])");
+    assert.match(await page.textContent("#whatif-error") ?? "", /"qwxyzzy" is not in the model's vocabulary/);
+    assert.deepEqual(await chipWords(page), before);
+    // One it knows rewrites the caption.
+    await page.fill("#whatif-word", "cat");
+    await captionAfter(page, () => page.click("#whatif-run"));
+    const typed = await chipWords(page);
+    assert.deepEqual(typed.slice(0, 2), [before[0], "cat"]);
+    await page.context().close();
+  });
+
+  it("beam search: the beam panel lists the hypotheses while decoding; greedy and beam side by side (desktop, dark)", T, async () => {
+    const page = await open({ viewport: { width: 1360, height: 1000 }, colorScheme: "dark" });
+    await page.click('label[for="mode-beam"]');
+    await page.fill("#beam", "3");
+    const { steps, caption } = await captionFile(page, PHOTO);
+    assert.ok(steps.every((s) => s.beams >= 1 && s.beamRows === s.beams), "every step's beams are listed");
+    assert.ok(steps.some((s) => s.beams >= 3), `several hypotheses at once (at most ${Math.max(...steps.map((s) => s.beams))})`);
+    const rows = await page.$$eval("#beams li", (els) => els.map((e) => ({ best: e.classList.contains("best"), text: e.querySelector(".beam-words")?.textContent ?? "", label: e.getAttribute("aria-label") ?? "" })));
+    assert.ok(rows.length >= 2, "the final list keeps what lost");
+    assert.equal(rows.filter((r) => r.best).length, 1);
+    assert.equal(rows[0].best, true);
+    assert.equal(rows[0].text, caption.replace(/'s/g, " 's"));
+    assert.match(rows[0].label, /^best.*log-probability -\d/);
+    // Confidence bars in dark mode too.
+    const widths = await page.$$eval("#caption .word", (els) => els.map((e) => parseFloat(getComputedStyle(e, "::after").width)));
+    assert.ok(widths.every((w) => w > 0));
+    await page.hover("#caption .word >> nth=1");
+    await shot(page, "browser-beams-dark");
+
+    // Compare: the other mode on the same photo, side by side with their log-probabilities.
+    assert.match(await page.textContent("#compare-run") ?? "", /greedy/);
+    const greedy = await captionAfter(page, () => page.click("#compare-run"));
+    assert.equal(greedy.beam, 1);
+    assert.equal(await page.isVisible("#compare-section"), true);
+    const cards = await page.$$eval("#compare .compare-card", (els) => els.map((e) => e.textContent ?? ""));
+    assert.equal(cards.length, 2);
+    assert.match(cards[0], /^Greedy/);
+    assert.match(cards[1], /^Beam 3/);
+    assert.ok(cards[0].includes(greedy.caption) && cards[1].includes(caption));
+    assert.ok(cards.every((c) => /log p -\d+\.\d\d/.test(c)));
+    assert.equal(await page.locator("#history li").count(), 2, "the session history keeps both");
+    await shot(page, "browser-compare-dark");
+    await page.context().close();
   });
 
   it("logged no page errors or CSP violations", () => {

@@ -26,7 +26,9 @@ test("captions a folder as JSON lines, reports bad files and goes on", { skip: !
   const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.equal(lines.length, 2, r.stdout);
   for (const l of lines) {
-    assert.deepEqual(Object.keys(l).sort(), ["caption", "file", "ms", "objects", "words"]);
+    assert.deepEqual(Object.keys(l).sort(), ["caption", "file", "logProb", "ms", "objects", "words"]);
+    assert.ok(l.logProb < 0);
+    for (const w of l.words) assert.ok(w.top.length === 5 && w.top.every((c: { word: string; prob: number }) => typeof c.word === "string" && c.prob > 0), "each word has its top 5");
     assertObjectShape(l.objects);
     assert.ok(l.caption.split(" ").length >= 3);
     assert.equal(l.words.length, l.caption.split(" ").length);
@@ -58,7 +60,7 @@ test("--json lists the detected objects (rounded) and the words that name them; 
   const rounded = (x: number) => Math.abs(x * 1e4 - Math.round(x * 1e4)) < 1e-6;
   for (const o of line.objects) assert.ok(rounded(o.score) && o.box.every(rounded), `rounded to 4 decimals: ${JSON.stringify(o)}`);
   assert.ok(assertWordsNameTheirObjects(line.words, line.objects) >= 1, `the caption names the ${OBJECT_LABEL}: ${line.caption}`);
-  for (const w of line.words) assert.deepEqual(Object.keys(w).sort(), w.object === undefined ? ["prob", "word"] : ["object", "prob", "word"]);
+  for (const w of line.words) assert.deepEqual(Object.keys(w).sort(), w.object === undefined ? ["prob", "top", "word"] : ["object", "prob", "top", "word"]);
 
   const off = cli("--json", "--beam", "1", "--no-objects", OBJECT_PHOTO);
   assert.equal(off.status, 0, off.stderr);
@@ -71,8 +73,16 @@ test("--json lists the detected objects (rounded) and the words that name them; 
   assert.match(help.stdout, /"objects"/);
 });
 
+test("--prefix: the caption starts with the given words, and the model writes the rest", { skip: !existsSync(DATA) }, () => {
+  const photo = path.join(DATA, "images", readdirSync(path.join(DATA, "images")).sort()[0]);
+  const r = cli("--beam", "1", "--prefix", "A cat,", photo);
+  assert.equal(r.status, 0, r.stderr);
+  const caption = r.stdout.trim().split("\t")[1];
+  assert.match(caption, /^a cat \S+ \S+/);
+});
+
 test("usage errors exit 2 with a readable message", () => {
-  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--bogus", "x.jpg"]]) {
+  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--bogus", "x.jpg"], ["--prefix", "a qwxyzzy", "x.jpg"], ["--max-len", "2", "--prefix", "a big dog", "x.jpg"]]) {
     const r = cli(...args);
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /^caption: .+\nusage: caption/);

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, type Captioner } from "../model/index.ts";
+import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, PrefixError, type Captioner } from "../model/index.ts";
 import { tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
@@ -107,6 +107,30 @@ test("raw pixels and options are validated", async () => {
   await assert.rejects(captioner.caption({ data: new Uint8Array(10), width: 64, height: 48, channels: 3 }), ImageError);
   await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { beam: 0 }), RangeError);
   await assert.rejects(captioner.caption({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 }, { maxLen: 500 }), RangeError);
+});
+
+test("alternatives, prefixes and the caption's log-probability through the public API", { skip: !hasData }, async () => {
+  const [{ file }] = testImages(1);
+  const r = await captioner.caption(file, { beam: 1, objects: false });
+  for (const w of r.words) {
+    assert.equal(w.top!.length, 5);
+    // Greedy without grounding takes the likeliest word unless repeat blocking forbids it.
+    assert.ok(w.top!.some((c) => c.word === w.word), `"${w.word}" is among its step's top 5`);
+    assert.ok(Math.abs(w.top!.find((c) => c.word === w.word)!.prob - w.prob) < 1e-6);
+  }
+  const words = r.words.reduce((a, w) => a + Math.log(w.prob), 0);
+  assert.ok(r.logProb < words && r.logProb > words - 10, "the log-probability adds the end's to the words'");
+  assert.deepEqual(captioner.checkPrefix("A big Dog, (running)"), ["a", "big", "dog", "running"], "a prefix is read like a caption");
+  assert.throws(() => captioner.checkPrefix(["a", "qwxyzzy"]), (e: Error) => e instanceof PrefixError && /"qwxyzzy" is not in the model's vocabulary/.test(e.message));
+  assert.throws(() => captioner.checkPrefix("a dog", 1), PrefixError);
+  await assert.rejects(captioner.caption(file, { prefix: ["<end>"] }), PrefixError);
+  const forced = await captioner.caption(file, { beam: 3, prefix: ["two", "cats"] });
+  assert.deepEqual(forced.words.slice(0, 2).map((w) => w.word), ["two", "cats"]);
+  assert.ok(forced.words.length > 2);
+  // details: false leaves the alternatives out (and changes nothing else).
+  const plain = await captioner.caption(file, { beam: 1, objects: false, details: false });
+  assert.equal(plain.caption, r.caption);
+  assert.ok(plain.words.every((w) => w.top === undefined));
 });
 
 test("a model folder can hold an ensemble of decoders (config.members)", { skip: !hasData }, async () => {

@@ -97,7 +97,7 @@ describe("objects over Socket.IO", { skip }, () => {
       const named = assertWordsNameTheirObjects(done.words, done.objects);
       assert.ok(named >= 1, `the caption names a detected object: "${done.caption}"`);
       assert.ok(done.words.some((w) => w.object !== undefined && done.objects[w.object].label === OBJECT_LABEL), `a word points at the ${OBJECT_LABEL}: "${done.caption}"`);
-      for (const w of done.words) assert.deepEqual(Object.keys(w).sort(), w.object === undefined ? ["alpha", "prob", "word"] : ["alpha", "object", "prob", "word"]);
+      for (const w of done.words) assert.deepEqual(Object.keys(w).sort(), w.object === undefined ? ["alpha", "prob", "top", "word"] : ["alpha", "object", "prob", "top", "word"]);
 
       const steps = events.filter((e) => e.name === "step").map((e) => e.payload as unknown as StepEvent);
       const stepsNaming = steps.filter((s) => s.object !== undefined);
