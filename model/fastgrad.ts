@@ -6,9 +6,10 @@
  */
 import { tf } from "./tf.ts";
 
-/** a [m,k] @ b [k,n], gradient via explicit transposes. */
 // tfjs types customGrad's callback loosely (tensors and the save function share one rest type).
 type GradFn = Parameters<typeof tf.customGrad>[0];
+
+/** a [m,k] @ b [k,n], gradient via explicit transposes. */
 
 export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);

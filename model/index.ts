@@ -174,7 +174,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > 50) throw new RangeError(`maxLen must be an integer from 1 to 50, got ${maxLen}`);
     const prefix = o.prefix === undefined ? [] : prefixIds(o.prefix, vocab, maxLen);
     const details = o.details ?? true;
-    const pixels = await toRgbSquare(image, encoder.spec.inputSize);
+    const pixels = await toRgbSquare(image, encoder.spec.inputSize, { pixelLimit: o.pixelLimit });
     o.signal?.throwIfAborted();
     const { feats, heads } = await encoder.encodeWithHeads([pixels]);
     let objects: DetectedObject[] = [];

@@ -1,7 +1,7 @@
 /**
- * The one place that picks the tensor backend. tfjs-wasm is ~40x faster than the pure-JS
- * cpu backend here; tfjs-node would be faster still but cannot be installed offline, so it
- * is used only when it happens to be present.
+ * The one tfjs import, on the wasm backend (about 40x faster than the pure-JS cpu backend here).
+ * tfjs-node is never used: its install script downloads libtensorflow, which offline machines
+ * cannot do. initBackend() selects wasm once; every tfjs user in model/ goes through this file.
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";

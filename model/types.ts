@@ -27,6 +27,11 @@ export interface CaptionOptions {
    * every step (default true). false saves a little time when only the caption matters.
    */
   details?: boolean;
+  /**
+   * Most pixels an encoded image may have (decompression-bomb guard; default 40 million,
+   * model/image.ts). A server with its own --pixel-limit passes it here, so both agree.
+   */
+  pixelLimit?: number;
   /** Called once the image is encoded, before the first word: the detected objects (steps()'s start). */
   onStart?: (start: CaptionStart) => void;
   /** Aborting stops decoding at the next step and frees its state. */
@@ -114,11 +119,6 @@ export interface CaptionResult {
   logProb: number;
   /** Wall time for decode + encode + search, milliseconds. */
   ms: number;
-}
-
-export interface ModelCardScores {
-  bleu1: number; bleu2: number; bleu3: number; bleu4: number;
-  rougeL: number; cider: number; meanLength: number; distinct: number;
 }
 
 export interface Captioner {

@@ -156,7 +156,8 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
               begun = true;
               hooks.onDecoding?.({ grid: [s.grid[0], s.grid[1]], objects: toObjectResults(s.objects) });
             };
-            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, objects: opts.objects, prefix: opts.prefix, signal, onStart: begin });
+            // The header passed --pixel-limit; the model decodes under the same limit (its own default is 40 MP).
+            const gen = captioner.steps(bytes, { beam: opts.beam, maxLen: opts.maxLen, objects: opts.objects, prefix: opts.prefix, pixelLimit: config.pixelLimit, signal, onStart: begin });
             let last = "";
             try {
               for (;;) {

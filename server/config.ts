@@ -103,7 +103,7 @@ export const DEFAULTS: Readonly<Omit<ServerConfig, "examplesDir">> = Object.free
   concurrency: 2, // 2 lets one job's image decode (sharp, thread pool) overlap another's inference
   maxQueue: 32,
   uploadLimit: 10 * 1024 * 1024,
-  pixelLimit: 40_000_000, // ~ a 7300x5500 photo; model/image.ts uses the same bound
+  pixelLimit: 40_000_000, // ~ a 7300x5500 photo; the model decodes under this same limit (CaptionOptions.pixelLimit)
   beam: 3,
   maxBeam: 8,
   maxLen: 20,

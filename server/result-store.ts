@@ -29,10 +29,6 @@ export class ResultStore {
     private readonly ttlMs = 30 * 60_000,
   ) {}
 
-  get size(): number {
-    return this.items.size;
-  }
-
   /** Stores a result; the upload is decoded in the background. */
   put(id: string, bytes: Uint8Array, result: Omit<StoredResult, "photo">): void {
     const value = decodeUpload(bytes, this.limits, STORED_SIDE).then(({ raw }) => ({ ...result, photo: raw }));

@@ -3,7 +3,7 @@
  * stands in for a full COCO here. prepare must read it alone, as a json path with --images, and
  * together with Flickr8k; split it by image id; tokenise its captions; keep coco-dev out of
  * training unless told; and turn bad input into a one-line error. Steps run in a temporary work
- * folder, as test/train.test.ts does.
+ * folder, as test/train.slow.ts does.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";

@@ -238,6 +238,17 @@ describe("POST /api/caption", () => {
     assert.equal(b.body.error, "too_large");
   });
 
+  it("a --pixel-limit above the model's default of 40 MP is honoured end to end", T, async () => {
+    // 7000 x 7000 = 49 MP: over the model's default, under this server's limit (the model used to refuse it).
+    const big = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: "#4a7" } }).png({ compressionLevel: 9 }).toBuffer();
+    const { url: roomy } = await serve({ pixelLimit: 100_000_000 });
+    const res = await request(roomy).post("/api/caption?beam=1&maxLen=4").set("Content-Type", "image/png").send(big).expect(200);
+    assert.ok(res.body.words.length >= 1);
+    const { url: strict } = await serve({ pixelLimit: 48_000_000 });
+    const refused = await request(strict).post("/api/caption?beam=1").set("Content-Type", "image/png").send(big).expect(400);
+    assert.match(refused.body.message, /too large/);
+  });
+
   it("refuses images over the pixel limit before decoding them", T, async () => {
     const { url: strict } = await serve({ pixelLimit: 100 * 100 });
     const res = await request(strict).post("/api/caption").attach("image", JPEG, "p.jpg").expect(400);

@@ -129,12 +129,6 @@ export class EventSessions {
     this.sweeper.unref();
   }
 
-  get stats(): { sessions: number; events: number; streams: number } {
-    let streams = 0;
-    for (const s of this.sessions.values()) if (s.stream) streams++;
-    return { sessions: this.sessions.size, events: this.events.size, streams };
-  }
-
   has(hash: string): boolean {
     return this.sessions.has(hash);
   }

@@ -30,8 +30,6 @@ export interface PredictRequest {
 export interface Predictor {
   /** Runs the prediction; reports everything, including failure, as messages. Never throws. */
   run(req: PredictRequest): Promise<void>;
-  /** Mean processing time of recent predictions, seconds; null before the first. */
-  readonly averageSeconds: number | null;
 }
 
 /** Path of an event's result picture under /gradio_api/file=. */
@@ -109,10 +107,5 @@ export function createPredictor({ jobs, sessions, results }: PredictorDeps): Pre
     }
   }
 
-  return {
-    run,
-    get averageSeconds() {
-      return mean();
-    },
-  };
+  return { run };
 }
