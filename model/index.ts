@@ -160,6 +160,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const flickrOnly = new Float32Array(vocab.size);
   for (const id of extraIds) flickrOnly[id] = -Infinity;
 
+  const articles = ["a", "an"].filter((w) => vocab.has(w)).map((w) => vocab.id(w));
   const choices = (top: readonly Alternative[]): WordChoice[] => top.map((a) => ({ word: vocab.words[a.id], prob: a.prob }));
   /** The model's own log-probability of a hypothesis (not the ranking score, which has grounding's biases in it). */
   const logProbOf = (h: Hypothesis) => h.probs.reduce((s, p) => s + Math.log(p), 0) + (h.endProb === undefined ? 0 : Math.log(h.endProb));
@@ -172,7 +173,9 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const maxLen = o.maxLen ?? defaults.maxLen;
     if (!Number.isInteger(beam) || beam < 1 || beam > 10) throw new RangeError(`beam must be an integer from 1 to 10, got ${beam}`);
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > 50) throw new RangeError(`maxLen must be an integer from 1 to 50, got ${maxLen}`);
-    const prefix = o.prefix === undefined ? [] : prefixIds(o.prefix, vocab, maxLen);
+    // "a" and "an" are one word to a prefix: the page shows them fixed to the next word (fixArticles),
+    // so forcing the shown one would put a word there the model did not choose.
+    const prefix = (o.prefix === undefined ? [] : prefixIds(o.prefix, vocab, maxLen)).map((id) => (articles.includes(id) ? articles : id));
     const details = o.details ?? true;
     const pixels = await toRgbSquare(image, encoder.spec.inputSize, { pixelLimit: o.pixelLimit });
     o.signal?.throwIfAborted();
@@ -207,6 +210,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
             prob: best.probs[n - 1],
             alpha: Array.from(best.alphas[n - 1]),
             hypothesis,
+            probs: [...best.probs],
             ...(object === undefined ? {} : { object }),
             ...(details ? { top: choices(best.top[n - 1]) } : {}),
             ...(beams ? { beams: beamView(beams, best) } : {}),

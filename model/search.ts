@@ -46,8 +46,9 @@ export interface SearchOptions {
   /**
    * Words the caption must start with (prefix-forced decoding, the studio's "what if"): they are
    * taken in order whatever the model thinks of them, then the search goes on from there as usual.
+   * An entry may be a set of interchangeable words ("a" / "an"): the model's likelier one is taken.
    */
-  prefix?: readonly number[];
+  prefix?: readonly (number | readonly number[])[];
   /** Record each word's this-many most likely alternatives (Hypothesis.top). Default 0: none. */
   topK?: number;
   /** Also report the live hypotheses after every step (SearchEvent.beams), and yield when only they change. */
@@ -256,7 +257,6 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   const bias = o.bias;
   const better = (a: Hypothesis, b: Hypothesis) => popcount(a.met) - popcount(b.met) || normScore(a, o.lengthPenalty) - normScore(b, o.lengthPenalty);
   const slack = o.slack ?? Infinity;
-  const trust = cons.length && o.trustOwn !== undefined ? o.trustOwn : Infinity;
   const byScore = (a: Hypothesis, b: Hypothesis) => (normScore(b, o.lengthPenalty) > normScore(a, o.lengthPenalty) ? b : a);
   /** The decoder's own caption when it is sure of it, else the most-constrained best unless the plain best beats it by more than the slack. */
   const pick = (pool: Hypothesis[]) => {
@@ -275,6 +275,12 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   };
   const prefix = o.prefix ?? [];
   if (prefix.length > o.maxLen) throw new RangeError(`the prefix has ${prefix.length} words; at most ${o.maxLen} fit`);
+  // A prefix that already names a required object leaves no hypothesis without it: the decoder's own
+  // caption is out of reach, so trustOwn has nothing to choose (and must not hold up the stop).
+  let forcedMet = 0;
+  const forced = prefix.map((f) => (typeof f === "number" ? f : f[0]));
+  forced.forEach((_, j) => (forcedMet = metBy(forced.slice(0, j + 1), forcedMet)));
+  const trust = cons.length && o.trustOwn !== undefined && forcedMet === 0 ? o.trustOwn : Infinity;
   const topK = Math.max(0, Math.floor(o.topK ?? 0));
   // Rows of the decoder state are beams; all share the same image.
   const run = await decoder.start(feats, rows);
@@ -302,7 +308,8 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const add = (w: number) => cands.push({ k, w, lp: h.logp + score(w), p: Math.exp(row[w]) });
         tops[k] = topK ? topWords(row, topK, bias) : [];
         if (t < prefix.length) { // a forced word, even one the bias bans (the person asked for it)
-          const w = prefix[t];
+          const f = prefix[t];
+          const w = typeof f === "number" ? f : f.reduce((a, b) => (row[b] > row[a] ? b : a));
           cands.push({ k, w, lp: h.logp + (Number.isFinite(score(w)) ? score(w) : row[w]), p: Math.exp(row[w]) });
           continue;
         }

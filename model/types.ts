@@ -86,6 +86,8 @@ export interface CaptionStep {
   alpha: number[];
   /** The whole current best caption so far. With beam search earlier words can change between steps. */
   hypothesis: string[];
+  /** The model's probability of each word of `hypothesis` (earlier ones change with them). */
+  probs: number[];
   /** When `word` names a detected object: its index in the start's `objects`. */
   object?: number;
   /** The model's 5 most likely words at this step, most likely first (with `details`). */

@@ -170,7 +170,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
                 begin({ grid: [...captioner.grid], objects: [] });
                 // The search yields only changes; this guard keeps the one-step-per-change contract
                 // for clients even if a captioner does not.
-                const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}\u0000${r.value.beams?.map((b) => b.words.join(" ")).join("|") ?? ""}`;
+                const key = `${r.value.index}\u0000${r.value.hypothesis.join(" ")}\u0000${r.value.beams?.map((b) => `${b.words.join(" ")}${b.done ? "." : ""}${b.best ? "*" : ""}`).join("|") ?? ""}`;
                 if (key === last) continue;
                 last = key;
                 await hooks.onStep?.(r.value);

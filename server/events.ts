@@ -118,6 +118,8 @@ export interface StepEvent {
   alpha: number[];
   /** The whole current best caption; with beam search earlier words may change. */
   hypothesis: string[];
+  /** Model probability of each word of `hypothesis`. */
+  probs: number[];
   /** Present when `word` names a detected object: its index in `started.objects`. */
   object?: number;
   /** The model's 5 most likely words at this step, most likely first. */

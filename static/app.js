@@ -272,13 +272,16 @@ function initStudio(cfg) {
     });
     drawHeat(job.words[i].alpha, job.words[i].word);
     highlightObject(job.words[i].object);
-    renderAlternatives(i);
+    renderAlternatives(i, sticky);
   }
 
   // ----- alternatives and "what if" -----
   const sameWord = (a, b) => a === b || (["a", "an"].includes(a) && ["a", "an"].includes(b)); // the page shows "an" where the model said "a"
-  /** Lists the model's top words at position i as a listbox; picking one rewrites the caption from there. */
-  function renderAlternatives(i) {
+  /**
+   * Lists the model's top words at position i as a listbox; picking one rewrites the caption from
+   * there. A hover shows another word's list for a moment; only a new selection clears the typed word.
+   */
+  function renderAlternatives(i, sticky = false) {
     const w = state.job?.done ? state.job.words[i] : null;
     if (!w || !Array.isArray(w.top) || w.top.length === 0) {
       el.explain.hidden = true;
@@ -297,8 +300,9 @@ function initStudio(cfg) {
       li.id = `alt-${k}`;
       li.className = "alternative";
       li.setAttribute("role", "option");
-      li.setAttribute("aria-selected", String(chosen));
+      li.setAttribute("aria-selected", "false"); // follows the active option (setActiveAlternative)
       li.dataset.word = c.word;
+      if (chosen) li.dataset.chosen = "true";
       if (end) li.setAttribute("aria-disabled", "true");
       li.style.setProperty("--p", String(c.prob));
       const word = document.createElement("span");
@@ -316,8 +320,10 @@ function initStudio(cfg) {
     }));
     if (changed) {
       state.alt = { word: i, active: 0 };
-      el.whatifWord.value = "";
-      el.whatifError.hidden = true;
+      if (sticky) {
+        el.whatifWord.value = "";
+        el.whatifError.hidden = true;
+      }
     }
     setActiveAlternative(Math.min(state.alt.active, options.length - 1));
   }
@@ -325,19 +331,21 @@ function initStudio(cfg) {
     const opts = el.alternatives.children;
     if (!opts.length) return;
     state.alt.active = Math.max(0, Math.min(opts.length - 1, k));
-    [...opts].forEach((o, j) => o.classList.toggle("active", j === state.alt.active));
+    [...opts].forEach((o, j) => {
+      o.classList.toggle("active", j === state.alt.active);
+      o.setAttribute("aria-selected", String(j === state.alt.active));
+    });
     el.alternatives.setAttribute("aria-activedescendant", opts[state.alt.active].id);
   }
   function chooseAlternative(li) {
-    if (!li || li.getAttribute("aria-disabled") === "true" || li.getAttribute("aria-selected") === "true") return;
-    rewriteFrom(state.alt.word, [li.dataset.word]);
+    if (!li || li.getAttribute("aria-disabled") === "true" || li.dataset.chosen === "true") return;
+    rewriteFrom(state.alt.word, [li.dataset.word], { refocus: el.alternatives.contains(document.activeElement) || document.activeElement === el.alternatives });
   }
   /** "What if": keeps the words before position i, forces `words` there, and lets the model write the rest. */
-  function rewriteFrom(i, words) {
+  function rewriteFrom(i, words, { refocus = false } = {}) {
     const job = state.job;
     if (!job?.done || !state.file || i < 0 || !words.length) return;
-    state.undo.push(job);
-    start({ prefix: [...job.words.slice(0, i).map((w) => w.word), ...words], beam: job.beam });
+    start({ prefix: [...job.words.slice(0, i).map((w) => w.word), ...words], beam: job.beam, maxLen: job.maxLen, refocus });
   }
   el.alternatives.addEventListener("click", (e) => {
     const li = e.target.closest(".alternative");
@@ -360,6 +368,7 @@ function initStudio(cfg) {
       showWhatifError("Type a word first.");
       return;
     }
+    state.typed = el.whatifWord.value; // given back if the server refuses it
     rewriteFrom(state.alt.word, words);
   });
   function showWhatifError(message) {
@@ -407,7 +416,7 @@ function initStudio(cfg) {
   function noteRewrite(prev, next, job) {
     const n = Math.min(prev.length, next.length);
     for (let i = 0; i < n; i++) {
-      if (prev[i] !== next[i]) {
+      if (!sameWord(prev[i], next[i])) { // not "a" becoming "an" before a new word
         job.rewrites = (job.rewrites ?? 0) + 1;
         el.beamNote.textContent = `Rewrote word ${i + 1}: “${prev[i]}” → “${next[i]}”`;
         restartAnimation(el.beamNote, "flash");
@@ -444,8 +453,7 @@ function initStudio(cfg) {
   el.compareRun.addEventListener("click", () => {
     const job = state.job;
     if (!job?.done || !state.file) return;
-    state.undo.push(job); // Undo returns to the caption before the comparison too
-    start({ beam: job.beam === 1 ? beamSize() : 1 });
+    start({ beam: job.beam === 1 ? beamSize() : 1, maxLen: job.maxLen });
   });
 
   // Hover is for mice and pens; touch selects with a tap (click), and the mouse events a
@@ -656,12 +664,17 @@ function initStudio(cfg) {
 
   // ----- captioning -----
   const beamSize = () => Math.min(cfg.maxBeam, Math.max(2, Math.round(Number(el.beam.value) || 2)));
+  const formMaxLen = () => Math.min(cfg.maxLenLimit, Math.max(1, Math.round(Number(el.maxlen.value) || cfg.maxLen)));
   /** Starts a caption of the current photo: the form's settings, or a "what if" prefix / the other mode for comparing. */
-  async function start({ prefix = null, beam = beamMode() ? beamSize() : 1 } = {}) {
+  async function start({ prefix = null, beam = beamMode() ? beamSize() : 1, maxLen = formMaxLen(), refocus = false } = {}) {
     stopReplay();
-    const maxLen = Math.min(cfg.maxLenLimit, Math.max(1, Math.round(Number(el.maxlen.value) || cfg.maxLen)));
     el.beam.value = String(beamSize());
-    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], stepObjects: [], objects: [], hypothesis: [], done: false, failed: false, beam, maxLen, prefix };
+    // Undo returns to the caption this one replaces (a what-if, a comparison or a re-run of this photo).
+    const replaces = state.job?.done && state.job.file === state.file ? state.job : null;
+    if (replaces) state.undo.push(replaces);
+    const job = { id: null, t0: performance.now(), first: null, grid: cfg.grid, words: [], probs: [], stepObjects: [], objects: [], hypothesis: [], done: false, failed: false, beam, maxLen, prefix, file: state.file, replaces, refocus };
+    el.whatifError.hidden = true;
+    el.whatifWord.value = "";
     const file = state.file;
     state.job = job;
     state.selected = -1;
@@ -697,7 +710,9 @@ function initStudio(cfg) {
     if (!mine(e)) return;
     const job = state.job;
     job.first ??= performance.now() - job.t0;
-    job.probs[e.index] = e.prob;
+    // Beam search may rewrite earlier words: their probabilities come with the hypothesis.
+    if (Array.isArray(e.probs) && e.probs.length === e.hypothesis.length) job.probs = e.probs;
+    else job.probs[e.index] = e.prob;
     // Beam search may rewrite earlier words: a word keeps the object its own step named only
     // while the hypothesis still has that word there.
     job.stepObjects.length = e.index;
@@ -738,7 +753,8 @@ function initStudio(cfg) {
     renderWords(e.words.map((w) => w.word), { probs: e.words.map((w) => w.prob), objects: e.words.map((w) => w.object), animate: false });
     el.caption.classList.add("interactive");
     // A "what if" keeps the word that was chosen in view; otherwise the last word.
-    const last = job.prefix?.length ? Math.min(job.prefix.length, e.words.length) - 1 : e.words.length - 1;
+    const forced = Array.isArray(e.prefix) ? e.prefix.length : 0;
+    const last = forced ? Math.min(forced, e.words.length) - 1 : e.words.length - 1;
     if (last >= 0) showWord(last, { sticky: true });
     else drawHeat(null);
     el.live.textContent = e.caption;
@@ -759,6 +775,11 @@ function initStudio(cfg) {
     if (job.beams) renderBeams(job.beams, job);
     el.undo.disabled = state.undo.length === 0;
     renderCompare();
+    // Enter in the alternatives started this caption: the keyboard goes back where it was.
+    if (job.refocus && !restored && !el.explain.hidden) {
+      job.refocus = false;
+      el.alternatives.focus();
+    }
   }
   socket.on("failed", (e) => {
     const job = state.job;
@@ -770,21 +791,22 @@ function initStudio(cfg) {
     const job = state.job;
     if (job) job.failed = true;
     el.stage.classList.remove("busy");
-    // A "what if" the server refused (a word it does not know): back to the caption it started from.
-    if (job?.prefix && state.undo.at(-1) && e.code === "bad_request") {
+    // A what-if, a comparison or a re-run that failed (a word the model does not know, a busy
+    // server, a timeout): back to the caption it was replacing, with the reason.
+    if (job?.replaces && state.undo.at(-1) === job.replaces) {
       const prev = state.undo.pop();
       const { word, active } = state.alt; // showResult moves the selection to the last word
-      const typed = el.whatifWord.value;
       state.job = prev;
       renderObjects(prev.objects);
       showResult(prev.result, prev, { restored: true });
-      if (word >= 0 && word < prev.words.length) {
+      if (job.prefix && word >= 0 && word < prev.words.length) {
         showWord(word, { sticky: true });
         setActiveAlternative(active);
-        el.whatifWord.value = typed;
+        el.whatifWord.value = state.typed ?? "";
+        showWhatifError(e.message);
       }
-      showWhatifError(e.message);
     }
+    state.typed = null;
     setStatus("error", e.message || "Something went wrong.");
   }
 

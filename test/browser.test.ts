@@ -381,12 +381,14 @@ describe("studio page in Chromium", { skip }, () => {
 
     // Word 3's alternatives: a listbox of the model's top 5 words with their probabilities.
     await page.click("#caption .word >> nth=2");
-    const options = () => page.$$eval("#alternatives [role=option]", (els) => els.map((e) => ({ word: (e as HTMLElement).dataset.word ?? "", selected: e.getAttribute("aria-selected") === "true", disabled: e.getAttribute("aria-disabled") === "true", label: e.getAttribute("aria-label") ?? "" })));
+    const options = () => page.$$eval("#alternatives [role=option]", (els) => els.map((e) => ({ word: (e as HTMLElement).dataset.word ?? "", chosen: (e as HTMLElement).dataset.chosen === "true", selected: e.getAttribute("aria-selected") === "true", disabled: e.getAttribute("aria-disabled") === "true", label: e.getAttribute("aria-label") ?? "" })));
     const opts = await options();
     assert.ok(opts.length >= 5, `${opts.length} options`);
-    assert.equal(opts.filter((o) => o.selected).length, 1, "the caption's word is the selected option");
+    assert.equal(opts.filter((o) => o.chosen).length, 1, "the caption's word is marked");
+    assert.match(opts.find((o) => o.chosen)!.label, /the caption's word$/, "and says so");
+    assert.equal(opts.filter((o) => o.selected).length, 1, "aria-selected follows the active option");
     for (const o of opts) assert.match(o.label, /, (<1|\d{1,2}|99)%/, "each option's probability is in its name");
-    const k = opts.findIndex((o) => !o.selected && !o.disabled);
+    const k = opts.findIndex((o) => !o.chosen && !o.disabled);
     const alt = opts[k].word;
     const rewritten = await captionAfter(page, () => page.click(`#alternatives [role=option] >> nth=${k}`));
     const after = await chipWords(page);
@@ -408,13 +410,15 @@ describe("studio page in Chromium", { skip }, () => {
     await page.focus("#alternatives");
     await page.keyboard.press("ArrowDown");
     let active = await page.$eval("#alternatives", (e) => Number(e.getAttribute("aria-activedescendant")?.replace("alt-", "")));
-    if (opts[active].selected || opts[active].disabled) {
+    if (opts[active].chosen || opts[active].disabled) {
       await page.keyboard.press("ArrowDown");
       active++;
     }
+    assert.equal(await page.$eval(`#alt-${active}`, (e) => e.getAttribute("aria-selected")), "true");
     const byKey = await captionAfter(page, () => page.keyboard.press("Enter"));
     assert.equal((await chipWords(page))[2], opts[active].word);
     assert.deepEqual(byKey.prefix, [...before.slice(0, 2), opts[active].word]);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "alternatives", "the keyboard stays in the list");
     await page.click("#undo");
 
     // A typed word outside the vocabulary gets a clear message, and the caption stays.
@@ -425,10 +429,12 @@ describe("studio page in Chromium", { skip }, () => {
     assert.match(await page.textContent("#whatif-error") ?? "", /"qwxyzzy" is not in the model's vocabulary/);
     assert.deepEqual(await chipWords(page), before);
     // One it knows rewrites the caption.
+    assert.equal(await page.inputValue("#whatif-word"), "qwxyzzy", "the typed word is given back to fix");
     await page.fill("#whatif-word", "cat");
     await captionAfter(page, () => page.click("#whatif-run"));
     const typed = await chipWords(page);
     assert.deepEqual(typed.slice(0, 2), [before[0], "cat"]);
+    assert.equal(await page.isVisible("#whatif-error"), false, "the old message is gone");
     await page.context().close();
   });
 

@@ -207,6 +207,31 @@ for (const runtime of ["tfjs", "onnx"] as const) {
     banned[Y] = -Infinity;
     assert.deepEqual((await run(decoder, 2, undefined, { blockRepeats: false, bias: banned, prefix: [Y] })).final.ids, [Y]);
     await assert.rejects(run(decoder, 1, undefined, { blockRepeats: false, prefix: Array(cfg.maxLen + 1).fill(X) }), /at most 6 fit/);
+    // A set of interchangeable words ("a" / "an"): the likelier one is taken (x at 0.6, whichever order).
+    assert.deepEqual((await run(decoder, 1, undefined, { blockRepeats: false, prefix: [[Y, X]] })).final.ids, [X]);
+    free();
+  });
+
+  test(`${runtime}: a prefix that already names the required object decodes as if the name had been chosen (trustOwn has nothing to keep)`, async () => {
+    await initBackend();
+    const { decoder, free } = await tinyDecoder(runtime);
+    // Must name x, and keep the own caption when sure (trustOwn -1 would keep "y"). Forced to start with
+    // x, no hypothesis is without it: greedy must still stop at x's likeliest next word, <end> (0.4).
+    const mustX = { blockRepeats: false, constraints: [{ label: "x", alternatives: [[X]] }], trustOwn: -1 };
+    let stepsRun = 0;
+    const counting: StepDecoder = {
+      async start(feats, rows) {
+        const r = await decoder.start(feats, rows);
+        return { step: (prev) => (stepsRun++, r.step(prev)), reorder: (from) => r.reorder(from), dispose: () => r.dispose() };
+      },
+    };
+    for (const beam of [1, 2]) {
+      stepsRun = 0;
+      const r = await run(counting, beam, undefined, { ...mustX, prefix: [X] });
+      assert.deepEqual(r.final.ids, [X], `beam ${beam}`);
+      // Greedy: the forced x, then <end>. (It used to wait for an own caption that could never come.)
+      if (beam === 1) assert.equal(stepsRun, 2, "greedy stops once the caption has ended");
+    }
     free();
   });
 

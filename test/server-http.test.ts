@@ -11,12 +11,13 @@ import { after, before, describe, it } from "node:test";
 import zlib from "node:zlib";
 import sharp, { type SharpOptions } from "sharp";
 import request from "supertest";
-import { loadCaptioner } from "../model/index.ts";
+import { loadCaptioner, PrefixError } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { decodeUpload, sniffImageType } from "../server/decode-upload.ts";
+import { toClientError } from "../server/errors.ts";
 import { DATA, startStudio, waitFor } from "./support/studio.ts";
 
 // Multer's disk storage and most libraries write temp files under os.tmpdir(): point it at a
@@ -111,6 +112,8 @@ describe("POST /api/caption", () => {
     for (const w of res.body.words) assert.equal(w.top.length, 5);
     const form = await request(url).post("/api/caption").field("beam", "2").field("prefix", "two").attach("image", JPEG, "p.jpg").expect(200);
     assert.equal(form.body.words[0].word, "two");
+    // A PrefixError from the model itself (should one get past the options check) is a 400 too.
+    assert.deepEqual(toClientError(new PrefixError("no such word")), { code: "bad_request", message: "no such word", status: 400 });
     for (const [prefix, pattern] of [["a qwxyzzy", /not in the model's vocabulary/], ["<end>", /marker/]] as const) {
       const bad = await request(url).post(`/api/caption?prefix=${encodeURIComponent(prefix)}`).attach("image", JPEG, "p.jpg").expect(400).expect("Content-Type", /json/);
       assert.equal(bad.body.error, "bad_request");

@@ -182,7 +182,11 @@ describe("streaming a caption", () => {
       assert.ok(!("alpha" in s.beams[0]), "no attention grids for the beams");
     }
     assert.ok(steps.some((s) => s.beams!.length >= 3), "several hypotheses are listed while decoding");
-    // Steps where only the beams moved repeat the index and the hypothesis; the caption's steps still end it.
+    // Steps where only the beams moved repeat the index and the hypothesis (and are still sent).
+    const beamsOnly = steps.filter((s, i) => i > 0 && s.index === steps[i - 1].index && s.hypothesis.join(" ") === steps[i - 1].hypothesis.join(" "));
+    assert.ok(beamsOnly.length >= 1, "a step where only the beams moved");
+    for (const s of beamsOnly) assert.notDeepEqual(s.beams, steps[steps.indexOf(s) - 1].beams);
+    for (const s of steps) assert.ok(s.probs.length === s.hypothesis.length && s.probs[s.index] === s.prob, "each step has its hypothesis's probabilities");
     assert.deepEqual(steps.at(-1)!.hypothesis, done.words.map((w) => w.word));
     done.words.forEach((w, i) => isTop(w.top, `word ${i}`));
     const sumLog = done.words.reduce((a, w) => a + Math.log(w.prob), 0);

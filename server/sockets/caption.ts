@@ -58,7 +58,7 @@ export function registerCaptionSocket(socket: StudioSocket, { jobs, results, con
           socket.emit("started", { id: mine.id, grid, objects });
         },
         onStep: (s) => {
-          const step: StepEvent = { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis, top: toChoices(s.top) };
+          const step: StepEvent = { id: mine.id, index: s.index, word: s.word, prob: s.prob, alpha: s.alpha, hypothesis: s.hypothesis, probs: s.probs, top: toChoices(s.top) };
           const object = objectIndex(s.object, startedObjects);
           if (object !== undefined) step.object = object;
           if (s.beams) step.beams = s.beams.map((b) => ({ words: b.words, logProb: b.logProb, done: b.done, best: b.best }));
