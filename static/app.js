@@ -735,6 +735,7 @@ function initStudio(cfg) {
     const job = state.job;
     job.done = true;
     job.result = e;
+    state.typed = null;
     if (Array.isArray(e.objects)) {
       job.objects = e.objects;
       renderObjects(job.objects);
