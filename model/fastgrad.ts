@@ -10,7 +10,6 @@ import { tf } from "./tf.ts";
 type GradFn = Parameters<typeof tf.customGrad>[0];
 
 /** a [m,k] @ b [k,n], gradient via explicit transposes. */
-
 export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {

@@ -379,8 +379,8 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
       const chosen = pick(pool);
       const best = trimEnd(chosen);
       // Report only changes: a step that merely ends the caption, or keeps the same leader, adds
-      // nothing (unless the beams are reported, and they moved).
-      // (The best K that have ended stay listed too, so the last step still shows what lost.)
+      // nothing, unless the beams are reported and they moved. The beams list the best K that have
+      // ended too, so the last step still shows what lost.
       const ended = o.beams ? [...finished].sort((a, b) => better(b, a)).slice(0, K) : [];
       const beams = o.beams ? [chosen, ...[...live, ...ended].filter((h) => h !== chosen).sort((a, b) => better(b, a))] : undefined;
       const key = best.ids.join(" ") + (beams ? `|${beams.map((b) => b.ids.join(" ")).join("|")}` : "");

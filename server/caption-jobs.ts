@@ -48,7 +48,8 @@ export interface JobOutcome {
 export interface CaptionJobs {
   /**
    * Checks beam/maxLen (numbers or numeric strings), objects (a boolean, or "true"/"false"/"1"/"0")
-   * and prefix (words, checked by the model) from a request; throws StudioError(bad_request).
+   * and prefix (words, checked by the model) from a request; throws StudioError(bad_request), or the
+   * model's PrefixError (also a bad_request to clients, server/errors.ts).
    */
   options(input: { beam?: unknown; maxLen?: unknown; objects?: unknown; prefix?: unknown }): JobOptions;
   run(bytes: Uint8Array, opts: JobOptions, hooks?: JobHooks): Promise<JobOutcome>;
@@ -207,13 +208,8 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
     options(input) {
       const beam = intOption("beam", input.beam, config.beam, config.maxBeam);
       const maxLen = intOption("maxLen", input.maxLen, config.maxLen, config.maxLenLimit);
-      let prefix: string[] = [];
-      try {
-        if (input.prefix !== undefined && input.prefix !== null) prefix = captioner.checkPrefix(input.prefix as string | string[], maxLen);
-      } catch (e) {
-        if (e instanceof Error && e.name === "PrefixError") throw new StudioError(ErrorCode.BadRequest, e.message);
-        throw e;
-      }
+      // checkPrefix's PrefixError becomes a 400 bad_request in toClientError, like every refusal.
+      const prefix = input.prefix === undefined || input.prefix === null ? [] : captioner.checkPrefix(input.prefix as string | string[], maxLen);
       return {
         beam,
         maxLen,

@@ -47,7 +47,7 @@ export function toClientError(e: unknown, log: (msg: string) => void = console.e
   if (e instanceof ImageError || (e instanceof Error && e.name === "ImageError")) {
     return { code: ErrorCode.BadImage, message: e.message, status: 400 };
   }
-  // A "what if" prefix the model cannot force (normally caught by CaptionJobs.options first).
+  // A "what if" prefix the model cannot force (CaptionJobs.options checks it before queueing).
   if (e instanceof Error && e.name === "PrefixError") return { code: ErrorCode.BadRequest, message: e.message, status: 400 };
   if (e instanceof Error && (e.name === "AbortError" || e.name === "TimeoutError")) {
     const code = e.name === "TimeoutError" ? ErrorCode.Timeout : ErrorCode.Cancelled;

@@ -380,11 +380,15 @@ function initStudio(cfg) {
     if (!prev) return;
     if (state.job && !state.job.done) socket.emit("cancel");
     stopReplay();
-    state.job = prev;
-    renderObjects(prev.objects);
-    showResult(prev.result, prev, { restored: true });
+    restore(prev);
     setStatus("done", "Back to the previous caption");
   });
+  /** Shows a caption from the undo stack again, as it was. */
+  function restore(job) {
+    state.job = job;
+    renderObjects(job.objects);
+    showResult(job.result, job, { restored: true });
+  }
 
   // ----- beams -----
   /** Lists every hypothesis of the beam search, best first; notes when the best one rewrote an earlier word. */
@@ -797,9 +801,7 @@ function initStudio(cfg) {
     if (job?.replaces && state.undo.at(-1) === job.replaces) {
       const prev = state.undo.pop();
       const { word, active } = state.alt; // showResult moves the selection to the last word
-      state.job = prev;
-      renderObjects(prev.objects);
-      showResult(prev.result, prev, { restored: true });
+      restore(prev);
       if (job.prefix && word >= 0 && word < prev.words.length) {
         showWord(word, { sticky: true });
         setActiveAlternative(active);
