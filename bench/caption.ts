@@ -13,7 +13,7 @@ import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadCaptioner, loadDecoder, toParams } from "../model/index.ts";
 import { onnxDecoder } from "../model/onnx-decoder.ts";
-import { ensembleDecoder, tfDecoder } from "../model/search.ts";
+import { ensembleDecoder, tfDecoder } from "../model/step-decoder.ts";
 import { START } from "../model/vocab.ts";
 import { initBackend, tf } from "../model/tf.ts";
 
@@ -88,7 +88,7 @@ if (!feats) throw new Error("no encoder runtime could load");
 const stepMs: Record<string, Record<number, number[]>> = {};
 for (const runtime of ["onnx", "tfjs"] as const) {
   const params = runtime === "tfjs" ? members.map((m) => toParams(config, m)) : [];
-  const onnx = runtime === "onnx" ? await Promise.all(members.map((m) => onnxDecoder(m, config))).catch(() => null) : [];
+  const onnx = runtime === "onnx" ? await onnxDecoder(members, config).then((d) => [d]).catch(() => null) : [];
   if (!onnx) continue;
   const decoder = ensembleDecoder(runtime === "tfjs" ? params.map(tfDecoder) : onnx);
   stepMs[runtime] = { 1: [], 3: [] };

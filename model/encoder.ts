@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { importOnnxRuntime } from "./onnx-proto.ts";
-import { graphToOnnx } from "./onnx.ts";
+import { graphToOnnx } from "./onnx-encoder.ts";
+import { importOnnxRuntime } from "./onnxruntime.ts";
 import { tf, initBackend } from "./tf.ts";
 
 /** One frozen TF.js graph and the node to read. */

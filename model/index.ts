@@ -16,7 +16,8 @@ import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type Groundi
 import { toRgbSquare } from "./image.ts";
 import { onnxDecoder } from "./onnx-decoder.ts";
 import { prefixIds } from "./prefix.ts";
-import { ensembleDecoder, search, tfDecoder, type Alternative, type Hypothesis } from "./search.ts";
+import { search, type Alternative, type Hypothesis } from "./search.ts";
+import { ensembleDecoder, tfDecoder } from "./step-decoder.ts";
 import { detokenize, fixArticles } from "./text.ts";
 import { initBackend, tf } from "./tf.ts";
 import type { BeamHypothesis, CaptionOptions, CaptionResult, CaptionStep, Captioner, DetectedObject, ImageInput, WordChoice } from "./types.ts";
@@ -126,12 +127,13 @@ export function toParams(config: DecoderConfig, arrays: Record<string, NamedArra
  */
 async function stepDecoders(config: DecoderConfig, members: Record<string, NamedArray>[], runtime: Runtime | "auto") {
   if (runtime !== "tfjs") {
-    const made = await Promise.allSettled(members.map((m) => onnxDecoder(m, config)));
-    const onnx = made.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (!failed) return { runtime: "onnx" as const, decoder: ensembleDecoder(onnx), dispose: () => onnx.forEach((d) => void d.release()) };
-    await Promise.all(onnx.map((d) => d.release())); // all members or none
-    if (runtime === "onnx") throw new Error(`the decoder cannot run on onnxruntime: ${(failed.reason as Error).message}`);
+    try {
+      // The whole ensemble in one pair of graphs: one native call per step.
+      const onnx = await onnxDecoder(members, config);
+      return { runtime: "onnx" as const, decoder: onnx, dispose: () => void onnx.release() };
+    } catch (e) {
+      if (runtime === "onnx") throw new Error(`the decoder cannot run on onnxruntime: ${(e as Error).message}`);
+    }
   }
   const params = members.map((m) => toParams(config, m));
   return { runtime: "tfjs" as const, decoder: ensembleDecoder(params.map(tfDecoder)), dispose: () => tf.dispose(params.flatMap((p) => Object.values(p))) };

@@ -1,15 +1,20 @@
 /**
- * The decoder's inference step as two small ONNX graphs run on onnxruntime-node: "start" (image
+ * The decoder's inference step as two ONNX graphs run on onnxruntime-node: "start" (image
  * features -> attention keys and the initial LSTM state, once per image) and "step" (one word for
- * every beam). Same maths as decoder.ts imageState() and step(), which stay the reference
- * (test/onnx.test.ts checks that both give the same log-probabilities and captions).
+ * every beam). An ensemble is one pair of graphs holding every member, so a step is one native
+ * call whatever the ensemble's size, and the members' distributions are combined inside it. Same
+ * maths as decoder.ts imageState() and step() and step-decoder.ts ensembleDecoder(), which stay
+ * the reference (test/onnx.test.ts checks that both give the same log-probabilities and captions).
  *
- * Why: at batch 1-10 a step is ~40 tiny ops; tfjs-wasm pays a fixed dispatch cost per op, while
- * onnxruntime runs the whole step in one native call. bench/caption.ts has the figures.
+ * Why: at batch 1-10 a step is ~40 tiny ops per member; tfjs-wasm pays a fixed dispatch cost per
+ * op, and each onnxruntime call a fixed cost of its own. The LSTM state stays in onnxruntime's
+ * tensors between steps, and beam reordering is a Gather inside the next step (`from`), so nothing
+ * is copied in JavaScript. bench/caption.ts has the figures.
  */
 import type { DecoderConfig } from "./config.ts";
-import { importOnnxRuntime, INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
-import type { DecoderRun, StepDecoder } from "./search.ts";
+import { INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
+import { importOnnxRuntime } from "./onnxruntime.ts";
+import type { DecoderRun, StepDecoder } from "./step-decoder.ts";
 import type { tf } from "./tf.ts";
 import type { NamedArray } from "./weights.ts";
 
@@ -40,6 +45,15 @@ class Graph {
     return name;
   }
 
+  float(value: number): string {
+    const name = `f32/${value}`;
+    if (!this.added.has(name)) {
+      this.added.add(name);
+      this.inits.push(tensorProto(name, [], Float32Array.of(value)));
+    }
+    return name;
+  }
+
   /** Adds a node and returns its output names (fresh ones unless `names` are given). */
   op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs = 1, names?: string[]): string[] {
     const outs = names ?? Array.from({ length: outputs }, () => `t${this.k++}`);
@@ -52,97 +66,115 @@ class Graph {
   }
 }
 
-/** Builds the "start" and "step" models from the decoder's float32 weights. */
-export function decoderToOnnx(weights: Record<string, NamedArray>, c: DecoderConfig): { start: Uint8Array; step: Uint8Array } {
+/** Member m's weight `name` is `m<m>/<name>` in the graphs; its state and keys are h<m>, c<m>, keys<m>. */
+const prefixed = (members: readonly Record<string, NamedArray>[]) =>
+  Object.fromEntries(members.flatMap((w, m) => Object.entries(w).map(([name, a]) => [`m${m}/${name}`, a])));
+
+/** Builds the "start" and "step" models from the members' float32 weights (one member: a plain decoder). */
+export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c: DecoderConfig): { start: Uint8Array; step: Uint8Array } {
   const { hiddenDim: H, attnDim: A, outDim: O, featureDim: D, vocabSize: V } = c;
   const L = c.grid[0] * c.grid[1];
+  const n = members.length;
+  const weights = prefixed(members);
+  const ms = members.map((_, m) => m);
 
-  // start: feats [1, L, D] -> keys [1, L, A] = v W_a + b; [h0 | c0] = tanh(mean(v) W_init + b).
+  // start: feats [1, L, D] -> per member keys [1, L, A] = v W_a + b; [h0 | c0] = tanh(mean(v) W_init + b).
   const s = new Graph(weights);
-  s.one("Add", [s.one("MatMul", ["feats", s.weight("attnFeat")]), s.weight("attnBias")], {}, "keys");
   const mean = s.one("ReduceMean", ["feats"], { axes: [1], keepdims: 0 });
-  const hc = s.one("Tanh", [s.one("Add", [s.one("MatMul", [mean, s.weight("initHC")]), s.weight("initHCBias")])]);
-  s.op("Split", [hc, s.ints([H, H])], { axis: 1 }, 2, ["h", "c"]);
+  for (const m of ms) {
+    s.one("Add", [s.one("MatMul", ["feats", s.weight(`m${m}/attnFeat`)]), s.weight(`m${m}/attnBias`)], {}, `keys${m}`);
+    const hc = s.one("Tanh", [s.one("Add", [s.one("MatMul", [mean, s.weight(`m${m}/initHC`)]), s.weight(`m${m}/initHCBias`)])]);
+    s.op("Split", [hc, s.ints([H, H])], { axis: 1 }, 2, [`h${m}`, `c${m}`]);
+  }
   const start = modelProto("decoder-start", {
     nodes: s.nodes, inits: s.inits,
     inputs: [valueInfo("feats", [1, L, D])],
-    outputs: [valueInfo("keys", [1, L, A]), valueInfo("h", [1, H]), valueInfo("c", [1, H])],
+    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, [1, L, A]), valueInfo(`h${m}`, [1, H]), valueInfo(`c${m}`, [1, H])]),
   });
 
   // step: K rows (beams) of one image; feats and keys keep batch 1 and broadcast over the rows.
+  // Row k continues from row from[k] of the state given (the previous step's rows, or start's one row).
   const g = new Graph(weights);
   const add = (...xs: string[]) => xs.reduce((a, b) => g.one("Add", [a, b]));
   const mul = (a: string, b: string) => g.one("Mul", [a, b]);
   const sig = (x: string) => g.one("Sigmoid", [x]);
   const tanh = (x: string) => g.one("Tanh", [x]);
-  const mm = (x: string, w: string) => g.one("MatMul", [x, g.weight(w)]);
-  const word = mm(g.one("Gather", [g.weight("embedding"), "prev"], { axis: 0 }), "wordIn"); // [K, 4H + O]
-  const [query, gateLogit, recurrent] = g.op("Split", [mm("h", "hidden"), g.ints([A, 1, 4 * H])], { axis: 1 }, 3);
-  // Additive attention: alpha = softmax_L(w^T tanh(keys + U_a h)).
-  const e = tanh(g.one("Add", ["keys", g.one("Unsqueeze", [query, g.ints([1])])])); // [K, L, A]
-  const scores = g.one("Squeeze", [mm(e, "attnScore"), g.ints([2])]); // [K, L]
-  g.one("Softmax", [scores], { axis: 1 }, "alpha");
-  const ctx = g.one("Squeeze", [g.one("MatMul", [g.one("Unsqueeze", ["alpha", g.ints([1])]), "feats"]), g.ints([1])]); // [K, D]
-  const gated = mul(ctx, sig(add(gateLogit, g.weight("gateBias"))));
-  const [ctxGates, ctxOut] = g.op("Split", [mm(gated, "context"), g.ints([4 * H, O])], { axis: 1 }, 2);
-  const [wordGates, wordOut] = g.op("Split", [word, g.ints([4 * H, O])], { axis: 1 }, 2);
-  const [gi, gf, go, gc] = g.op("Split", [add(recurrent, ctxGates, wordGates, g.weight("lstmBias")), g.ints([H, H, H, H])], { axis: 1 }, 4);
-  g.one("Add", [mul(sig(gf), "c"), mul(sig(gi), tanh(gc))], {}, "c_next");
-  g.one("Mul", [sig(go), tanh("c_next")], {}, "h_next");
-  const out = tanh(add(mm("h_next", "outHidden"), ctxOut, wordOut, g.weight("outBias")));
-  g.one("LogSoftmax", [add(mm(out, "logits"), g.weight("logitsBias"))], { axis: 1 }, "logp");
+  const logps: string[] = [], alphas: string[] = [];
+  for (const m of ms) {
+    const w = (name: string) => g.weight(`m${m}/${name}`);
+    const mm = (x: string, name: string) => g.one("MatMul", [x, w(name)]);
+    const h = g.one("Gather", [`h${m}`, "from"], { axis: 0 }), c0 = g.one("Gather", [`c${m}`, "from"], { axis: 0 });
+    const word = mm(g.one("Gather", [w("embedding"), "prev"], { axis: 0 }), "wordIn"); // [K, 4H + O]
+    const [query, gateLogit, recurrent] = g.op("Split", [mm(h, "hidden"), g.ints([A, 1, 4 * H])], { axis: 1 }, 3);
+    // Additive attention: alpha = softmax_L(w^T tanh(keys + U_a h)).
+    const e = tanh(g.one("Add", [`keys${m}`, g.one("Unsqueeze", [query, g.ints([1])])])); // [K, L, A]
+    const alpha = g.one("Softmax", [g.one("Squeeze", [mm(e, "attnScore"), g.ints([2])])], { axis: 1 }); // [K, L]
+    const ctx = g.one("Squeeze", [g.one("MatMul", [g.one("Unsqueeze", [alpha, g.ints([1])]), "feats"]), g.ints([1])]); // [K, D]
+    const gated = mul(ctx, sig(add(gateLogit, w("gateBias"))));
+    const [ctxGates, ctxOut] = g.op("Split", [mm(gated, "context"), g.ints([4 * H, O])], { axis: 1 }, 2);
+    const [wordGates, wordOut] = g.op("Split", [word, g.ints([4 * H, O])], { axis: 1 }, 2);
+    const [gi, gf, go, gc] = g.op("Split", [add(recurrent, ctxGates, wordGates, w("lstmBias")), g.ints([H, H, H, H])], { axis: 1 }, 4);
+    const cNext = g.one("Add", [mul(sig(gf), c0), mul(sig(gi), tanh(gc))], {}, `c_next${m}`);
+    const hNext = g.one("Mul", [sig(go), tanh(cNext)], {}, `h_next${m}`);
+    const out = tanh(add(mm(hNext, "outHidden"), ctxOut, wordOut, w("outBias")));
+    logps.push(g.one("LogSoftmax", [add(mm(out, "logits"), w("logitsBias"))], { axis: 1 }));
+    alphas.push(alpha);
+  }
+  // The normalised geometric mean of the members' distributions: log-softmax of their mean log-probabilities.
+  if (n === 1) {
+    g.one("Identity", [logps[0]], {}, "logp");
+    g.one("Identity", [alphas[0]], {}, "alpha");
+  } else {
+    g.one("LogSoftmax", [mul(add(...logps), g.float(1 / n))], { axis: 1 }, "logp");
+    g.one("Mul", [add(...alphas), g.float(1 / n)], {}, "alpha");
+  }
   const step = modelProto("decoder-step", {
     nodes: g.nodes, inits: g.inits,
-    inputs: [valueInfo("feats", [1, L, D]), valueInfo("keys", [1, L, A]), valueInfo("h", ["rows", H]), valueInfo("c", ["rows", H]), valueInfo("prev", ["rows"], INT32)],
-    outputs: [valueInfo("h_next", ["rows", H]), valueInfo("c_next", ["rows", H]), valueInfo("logp", ["rows", V]), valueInfo("alpha", ["rows", L])],
+    inputs: [
+      valueInfo("feats", [1, L, D]), valueInfo("from", ["rows"], INT32), valueInfo("prev", ["rows"], INT32),
+      ...ms.flatMap((m) => [valueInfo(`keys${m}`, [1, L, A]), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
+    ],
+    outputs: [valueInfo("logp", ["rows", V]), valueInfo("alpha", ["rows", L]), ...ms.flatMap((m) => [valueInfo(`h_next${m}`, ["rows", H]), valueInfo(`c_next${m}`, ["rows", H])])],
   });
   return { start, step };
 }
 
-/** Row k of the result is row from[k] of x ([rows, width]). */
-function pickRows(x: Float32Array, width: number, from: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(from.length * width);
-  for (let k = 0; k < from.length; k++) out.set(x.subarray(from[k] * width, (from[k] + 1) * width), k * width);
-  return out;
-}
-
 /**
- * A StepDecoder on onnxruntime-node. Throws when onnxruntime-node is missing or cannot build the
- * graphs; callers fall back to tfjs.
+ * A StepDecoder on onnxruntime-node for one decoder or an ensemble of them (same architecture and
+ * vocabulary). Throws when onnxruntime-node is missing or cannot build the graphs; callers fall
+ * back to tfjs.
  */
-export async function onnxDecoder(weights: Record<string, NamedArray>, c: DecoderConfig): Promise<StepDecoder & { release(): Promise<void> }> {
+export async function onnxDecoder(members: readonly Record<string, NamedArray>[], c: DecoderConfig): Promise<StepDecoder & { release(): Promise<void> }> {
+  if (!members.length) throw new Error("onnxDecoder needs at least one member's weights");
   const ort = await importOnnxRuntime();
-  const { start, step } = decoderToOnnx(weights, c);
+  const { start, step } = decoderToOnnx(members, c);
   // One thread: at these sizes (a few hundred thousand multiply-adds per op) splitting work
   // across threads costs more in synchronisation than it saves.
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
   const [startSession, stepSession] = await Promise.all([ort.InferenceSession.create(start, opts), ort.InferenceSession.create(step, opts)]);
-  const H = c.hiddenDim;
+  const state = members.flatMap((_, m) => [`h${m}`, `c${m}`]);
+  const keyNames = members.map((_, m) => `keys${m}`);
   return {
     async start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun> {
       if (feats.shape[0] !== 1) throw new Error(`the ONNX decoder takes one image at a time, got ${feats.shape[0]}`);
       const v = new ort.Tensor("float32", (await feats.data()) as Float32Array, feats.shape);
       const s0 = await startSession.run({ feats: v });
-      const keys = s0.keys;
-      const zeros = new Int32Array(rows);
-      let h = pickRows(s0.h.data as Float32Array, H, zeros);
-      let cell = pickRows(s0.c.data as Float32Array, H, zeros);
+      // What every step reads: the image, its keys and the state the last step left (start's one row at first).
+      const inputs: Record<string, InstanceType<typeof ort.Tensor>> = { feats: v };
+      for (const name of [...keyNames, ...state]) inputs[name] = s0[name];
+      let from = new Int32Array(rows); // all rows start from start's one row
+      const identity = Int32Array.from({ length: rows }, (_, k) => k);
       return {
         async step(prev: Int32Array) {
-          const r = await stepSession.run({
-            feats: v, keys,
-            h: new ort.Tensor("float32", h, [rows, H]), c: new ort.Tensor("float32", cell, [rows, H]),
-            prev: new ort.Tensor("int32", prev, [rows]),
-          });
-          h = r.h_next.data as Float32Array;
-          cell = r.c_next.data as Float32Array;
+          const r = await stepSession.run({ ...inputs, from: new ort.Tensor("int32", from, [rows]), prev: new ort.Tensor("int32", prev, [rows]) });
+          for (const name of state) inputs[name] = r[name.replace(/^(h|c)/, "$1_next")];
+          from = identity;
           return { logp: r.logp.data as Float32Array, alpha: r.alpha.data as Float32Array };
         },
-        reorder(from: Int32Array) {
-          h = pickRows(h, H, from);
-          cell = pickRows(cell, H, from);
+        reorder(to: Int32Array) {
+          from = Int32Array.from(to);
         },
-        dispose() {}, // plain arrays: nothing to free
+        dispose() {}, // onnxruntime's tensors are garbage-collected with their arrays
       };
     },
     async release() {

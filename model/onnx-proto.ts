@@ -1,17 +1,7 @@
 /**
- * What the encoder converter (onnx.ts) and the decoder-step builder (onnx-decoder.ts) share: a
- * minimal protobuf writer for ONNX models (just the messages and wire types they need), and
- * loading onnxruntime-node.
+ * What the encoder converter (onnx-encoder.ts) and the decoder-step builder (onnx-decoder.ts)
+ * share: a minimal protobuf writer for ONNX models (just the messages and wire types they need).
  */
-
-/** onnxruntime-node, imported lazily (callers fall back to tfjs when it is missing). */
-export async function importOnnxRuntime() {
-  // onnxruntime-node >= 1.2x on Linux starts a telemetry client (uploads to a Microsoft collector,
-  // leaves mat-debug-*.log and .ses files in $TMPDIR). A captioning studio has no business
-  // phoning home, so it is switched off unless the user explicitly set the variable.
-  process.env.ORT_DISABLE_TELEMETRY ??= "1";
-  return import("onnxruntime-node");
-}
 
 export class Pb {
   private parts: Uint8Array[] = [];

@@ -3,9 +3,8 @@
  * that yields after every step, so a caller can stream words as they are decided. Tensors
  * never leave this file: events carry plain numbers.
  */
-import { imageState, step, toLogits, type ImageState, type Params } from "./decoder.ts";
-import { mm } from "./fastgrad.ts";
-import { tf } from "./tf.ts";
+import type { StepDecoder } from "./step-decoder.ts";
+import type { tf } from "./tf.ts";
 import type { LanguagePrior } from "./language-prior.ts";
 import { END, PAD, START, UNK } from "./vocab.ts";
 
@@ -95,7 +94,8 @@ export interface SearchEvent {
   beams?: Hypothesis[];
 }
 
-const BANNED = [PAD, START, UNK];
+/** Never generated: padding, the start marker and the unknown word. */
+export const BANNED = [PAD, START, UNK];
 
 /** The k most likely words of one row of log-probabilities, leaving out what the bias bans. */
 function topWords(row: Float32Array, k: number, bias?: Float32Array): Alternative[] {
@@ -111,104 +111,6 @@ function topWords(row: Float32Array, k: number, bias?: Float32Array): Alternativ
     ids[i] = w;
   }
   return ids.map((id) => ({ id, prob: Math.exp(row[id]) }));
-}
-
-/** One inference step for K rows: previous word ids -> new state, log-probabilities [K, V], attention [K, L]. */
-function inferStep(p: Params, img: ImageState, h: tf.Tensor2D, c: tf.Tensor2D, prev: Int32Array) {
-  return tf.tidy(() => {
-    const emb = tf.gather(p.embedding, tf.tensor1d(prev, "int32")) as tf.Tensor2D;
-    const s = step(p, img, h, c, mm(emb, p.wordIn as tf.Tensor2D));
-    return { h: s.h, c: s.c, logp: tf.logSoftmax(toLogits(p, s.out)), alpha: s.alpha };
-  });
-}
-
-/** A decoder bound to one image and K rows (beams), holding their LSTM state. */
-export interface DecoderRun {
-  /** Advances every row by one word: previous ids [K] -> log-probabilities [K * V] and attention [K * L]. */
-  step(prev: Int32Array): Promise<{ logp: Float32Array; alpha: Float32Array }>;
-  /** Row k continues from row from[k] (beam search keeps the best continuations). */
-  reorder(from: Int32Array): void;
-  dispose(): void;
-}
-
-/** Anything that can decode: tfjs (the reference), onnxruntime (onnx-decoder.ts) or an ensemble. */
-export interface StepDecoder {
-  /** Starts decoding one image's features [1, L, D] with `rows` hypotheses. */
-  start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun>;
-}
-
-/** The decoder on tfjs: the same functions that training uses. */
-export function tfDecoder(p: Params): StepDecoder {
-  return {
-    async start(feats, rows) {
-      const [, L, D] = feats.shape;
-      const img = tf.tidy(() => imageState(p, feats.broadcastTo([rows, L, D]) as tf.Tensor3D));
-      let { h, c } = img;
-      return {
-        async step(prev) {
-          const out = inferStep(p, img, h, c, prev);
-          tf.dispose([h, c]);
-          ({ h, c } = out);
-          const [logp, alpha] = await Promise.all([out.logp.data() as Promise<Float32Array>, out.alpha.data() as Promise<Float32Array>]);
-          tf.dispose([out.logp, out.alpha]);
-          return { logp, alpha };
-        },
-        reorder(from) {
-          const idx = tf.tensor1d(from, "int32");
-          const [h2, c2] = [tf.gather(h, idx), tf.gather(c, idx)] as tf.Tensor2D[];
-          tf.dispose([h, c, idx]);
-          [h, c] = [h2, c2];
-        },
-        dispose() {
-          tf.dispose([h, c, img.v, img.vT, img.keys]);
-        },
-      };
-    },
-  };
-}
-
-/**
- * Decoders trained apart (same encoder and vocabulary) decoding together: words are scored by the
- * normalised geometric mean of their distributions, and the attention shown is the mean of their
- * grids (still summing to 1).
- */
-export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
-  if (members.length === 1) return members[0];
-  return {
-    async start(feats, rows) {
-      const runs: DecoderRun[] = [];
-      try {
-        for (const m of members) runs.push(await m.start(feats, rows));
-      } catch (e) {
-        runs.forEach((r) => r.dispose());
-        throw e;
-      }
-      return {
-        async step(prev) {
-          const outs = await Promise.all(runs.map((r) => r.step(prev)));
-          const n = outs.length, logp = new Float32Array(outs[0].logp.length), alpha = new Float32Array(outs[0].alpha.length);
-          for (const o of outs) {
-            const [lp, al] = [o.logp, o.alpha];
-            for (let i = 0; i < logp.length; i++) logp[i] += lp[i];
-            for (let i = 0; i < alpha.length; i++) alpha[i] += al[i] / n;
-          }
-          // Mean log-probability, renormalised per row (log-sum-exp): the normalised geometric mean.
-          const V = logp.length / rows;
-          for (let k = 0; k < rows; k++) {
-            const o = k * V;
-            let max = -Infinity, sum = 0;
-            for (let i = o; i < o + V; i++) if (logp[i] > max) max = logp[i];
-            for (let i = o; i < o + V; i++) sum += Math.exp((logp[i] - max) / n);
-            const lse = max / n + Math.log(sum);
-            for (let i = o; i < o + V; i++) logp[i] = logp[i] / n - lse;
-          }
-          return { logp, alpha };
-        },
-        reorder: (from) => runs.forEach((r) => r.reorder(from)),
-        dispose: () => runs.forEach((r) => r.dispose()),
-      };
-    },
-  };
 }
 
 const normScore = (h: Hypothesis, alpha: number) => h.logp / Math.pow(Math.max(1, h.ids.length), alpha);
@@ -300,17 +202,19 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const h = live[k];
         const row = logp.subarray(k * V, (k + 1) * V);
         for (const b of BANNED) row[b] = -Infinity;
-        const lm = o.prior ? o.prior.model.logScores(h.ids.at(-2) ?? START, h.ids.at(-1) ?? START) : null;
-        const wt = o.prior?.weight ?? 0;
-        const score = lm
-          ? (w: number) => row[w] + (bias ? bias[w] : 0) + wt * lm[w]
-          : (w: number) => row[w] + (bias ? bias[w] : 0);
-        const add = (w: number) => cands.push({ k, w, lp: h.logp + score(w), p: Math.exp(row[w]) });
+        // Each word's ranking score, computed once per row: this loop runs V times a step.
+        const sc = Float32Array.from(row);
+        if (bias) for (let w = 0; w < V; w++) sc[w] += bias[w];
+        if (o.prior) {
+          const lm = o.prior.model.logScores(h.ids.at(-2) ?? START, h.ids.at(-1) ?? START), wt = o.prior.weight;
+          for (let w = 0; w < V; w++) sc[w] += wt * lm[w];
+        }
+        const add = (w: number) => cands.push({ k, w, lp: h.logp + sc[w], p: Math.exp(row[w]) });
         tops[k] = topK ? topWords(row, topK, bias) : [];
         if (t < prefix.length) { // a forced word, even one the bias bans (the person asked for it)
           const f = prefix[t];
           const w = typeof f === "number" ? f : f.reduce((a, b) => (row[b] > row[a] ? b : a));
-          cands.push({ k, w, lp: h.logp + (Number.isFinite(score(w)) ? score(w) : row[w]), p: Math.exp(row[w]) });
+          cands.push({ k, w, lp: h.logp + (Number.isFinite(sc[w]) ? sc[w] : row[w]), p: Math.exp(row[w]) });
           continue;
         }
         if (t === o.maxLen) { // out of room: the only move left is to stop
@@ -320,20 +224,24 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
         const blocked = (w: number) => o.blockRepeats && w !== END && (repeatsTrigram(h.ids, w) || (o.repeatable !== undefined && !o.repeatable.has(w) && h.ids.includes(w)));
         // Keep this row's best K+1 words (one more than needed, in case one is blocked).
         const top: number[] = [];
+        let floor = -Infinity; // the worst kept score once K+1 are kept
         for (let w = 0; w < V; w++) {
-          if (top.length <= K || score(w) > score(top[top.length - 1])) {
-            if (blocked(w)) continue;
+          if (sc[w] > floor || top.length <= K) {
+            if (sc[w] === -Infinity || blocked(w)) continue;
+            let i = top.length;
             top.push(w);
-            top.sort((x, y) => score(y) - score(x));
+            while (i > 0 && sc[top[i - 1]] < sc[w]) { top[i] = top[i - 1]; i--; }
+            top[i] = w;
             if (top.length > K + 1) top.pop();
+            if (top.length === K + 1) floor = sc[top[K]];
           }
         }
         // Constrained search also tries the next word of every name not yet used, wherever it scores.
         cons.forEach((c, i) => {
           if (h.met & (1 << i)) return;
-          for (const w of nextWords(h.ids, c)) if (!top.includes(w) && !blocked(w) && Number.isFinite(score(w))) top.push(w);
+          for (const w of nextWords(h.ids, c)) if (!top.includes(w) && !blocked(w) && Number.isFinite(sc[w])) top.push(w);
         });
-        for (const w of top) if (Number.isFinite(score(w))) add(w);
+        for (const w of top) if (Number.isFinite(sc[w])) add(w);
       }
       cands.sort((a, b) => b.lp - a.lp);
       const next: Hypothesis[] = [];
@@ -408,42 +316,3 @@ function trimEnd(h: Hypothesis): Hypothesis {
   if (h.ids.at(-1) !== END) return h;
   return { ids: h.ids.slice(0, -1), probs: h.probs.slice(0, -1), top: h.top.slice(0, -1), alphas: h.alphas.slice(0, -1), logp: h.logp, met: h.met, endProb: h.probs.at(-1) };
 }
-
-/**
- * Decodes a batch [B, L, D] at once: greedy (for evaluation), or sampling each word from the
- * model's distribution (for self-critical training). Returns word ids per image, without <end>.
- */
-export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number): number[][] {
-  const B = feats.shape[0];
-  const img = tf.tidy(() => imageState(p, feats));
-  let { h, c } = img;
-  const out: number[][] = Array.from({ length: B }, () => []);
-  const done = new Array<boolean>(B).fill(false);
-  let prev = new Int32Array(B).fill(START);
-  const V = p.logits.shape[1]!;
-  const banned = tf.tensor1d(Float32Array.from({ length: V }, (_, w) => (BANNED.includes(w) ? -1e9 : 0)));
-  try {
-    for (let t = 0; t < maxLen && !done.every(Boolean); t++) {
-      const s = inferStep(p, img, h, c, prev);
-      tf.dispose([h, c]);
-      ({ h, c } = s);
-      const next = tf.tidy(() => {
-        const logits = s.logp.add(banned) as tf.Tensor2D;
-        return mode === "greedy" ? logits.argMax(1) : tf.multinomial(logits, 1, seed === undefined ? undefined : seed + t).reshape([B]);
-      });
-      prev = Int32Array.from(next.dataSync());
-      tf.dispose([s.logp, s.alpha, next]);
-      for (let b = 0; b < B; b++) {
-        if (done[b]) continue;
-        if (prev[b] === END) done[b] = true;
-        else out[b].push(prev[b]);
-      }
-    }
-  } finally {
-    tf.dispose([h, c, img.v, img.vT, img.keys, banned]);
-  }
-  return out;
-}
-
-/** Greedy decoding of a batch (see decodeBatch). */
-export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number) => decodeBatch(p, feats, maxLen, "greedy");

@@ -11,7 +11,9 @@ import type { DecoderConfig } from "../model/config.ts";
 import { paramShapes, type Params } from "../model/decoder.ts";
 import { toParams } from "../model/index.ts";
 import { onnxDecoder } from "../model/onnx-decoder.ts";
-import { ensembleDecoder, greedyBatch, search, tfDecoder, type Hypothesis, type SearchOptions, type StepDecoder } from "../model/search.ts";
+import { greedyBatch } from "../model/batch-decode.ts";
+import { search, type Hypothesis, type SearchOptions } from "../model/search.ts";
+import { ensembleDecoder, tfDecoder, type StepDecoder } from "../model/step-decoder.ts";
 import { initBackend, tf } from "../model/tf.ts";
 import type { NamedArray } from "../model/weights.ts";
 
@@ -43,7 +45,7 @@ const tinyModel = (chain = P): Params => toParams(cfg, tinyWeights(chain));
 /** The tiny model on one runtime, and how to free it. */
 async function tinyDecoder(runtime: "tfjs" | "onnx", chain = P): Promise<{ decoder: StepDecoder; free(): void }> {
   if (runtime === "onnx") {
-    const d = await onnxDecoder(tinyWeights(chain), cfg);
+    const d = await onnxDecoder([tinyWeights(chain)], cfg);
     return { decoder: d, free: () => void d.release() };
   }
   const params = tinyModel(chain);
@@ -267,6 +269,14 @@ test("an ensemble scores words by the normalised geometric mean of its members' 
   assert.deepEqual((await run(a.decoder, 1)).final.ids, [X]);
   assert.ok(Math.abs((await run(b.decoder, 1)).final.probs[0] - 0.8) < 1e-3);
   for (const al of greedy.events.flatMap((e) => e.alphas)) assert.ok(Math.abs(al.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  // The same two members in one ONNX graph (what the app runs) combine the same way.
+  const fused = await onnxDecoder([tinyWeights(), tinyWeights(other)], cfg);
+  const one = await run(fused, 1);
+  assert.deepEqual(one.final.ids, [Y]);
+  assert.ok(Math.abs(one.final.probs[0] - gy / (gx + gy)) < 1e-3, `fused p(y) ${one.final.probs[0]}`);
+  assert.deepEqual((await run(fused, 3)).final.ids, (await run(both, 3)).final.ids);
+  for (const al of one.events.flatMap((e) => e.alphas)) assert.ok(Math.abs(al.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+  await fused.release();
   a.free();
   b.free();
 });

@@ -47,7 +47,7 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
 
   // Overfitting: greedy captions of the training images reproduce their reference captions.
   const { loadArrays } = await import("../model/weights.ts");
-  const { greedyBatch } = await import("../model/search.ts");
+  const { greedyBatch } = await import("../model/batch-decode.ts");
   const { initBackend, tf } = await import("../model/tf.ts");
   const { loadDataset } = await import("../notebooks-port/lib/dataset.ts");
   const { loadFeatures, readIndex } = await import("../notebooks-port/lib/features.ts");

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { DecoderConfig } from "../../model/config.ts";
 import { initParams, teacherForcedLoss, type Params } from "../../model/decoder.ts";
-import { decodeBatch, greedyBatch } from "../../model/search.ts";
+import { decodeBatch, greedyBatch } from "../../model/batch-decode.ts";
 import { initBackend, tf } from "../../model/tf.ts";
 import { loadArrays, saveArrays, type NamedArray } from "../../model/weights.ts";
 
