@@ -1,6 +1,7 @@
 /**
- * caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] <files or folders...>
- * Captions images from the command line with the shipped model. Folders are walked recursively.
+ * caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] <files or folders...>
+ * Captions images from the command line with the shipped model. Folders are walked recursively;
+ * several photos are captioned at once, and the results are printed in order.
  * A file that cannot be read gets an error line on stderr and the rest go on; the exit code is
  * 1 if any file failed, 2 for a usage error.
  */
@@ -8,9 +9,10 @@ import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { ImageError, loadCaptioner, PrefixError } from "../model/index.ts";
+import { inOrder } from "./in-order.ts";
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|bmp)$/i;
-const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] <files or folders...>
+const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] <files or folders...>
   --beam N      beam size, 1 = greedy (default 3)
   --max-len N   longest caption in words (default 20)
   --prefix W    "what if": the caption starts with these words (e.g. "a cat"), the model writes the rest
@@ -19,6 +21,7 @@ const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json]
                 words at that position; objects: [{"label","score","box":[x,y,w,h]}], box as
                 fractions of the image, most confident first; a word that names one has "object": its index
   --no-objects  no object detection: the Flickr8k-only captioner ("objects" is [])
+  --concurrency N  photos captioned at once (default 8; their decoder steps are batched); output stays in input order
   --model DIR   model folder (default: the shipped model)`;
 
 function fail(msg: string): never {
@@ -31,7 +34,7 @@ function parse() {
   return parseArgs({
     allowPositionals: true,
     options: {
-      beam: { type: "string" }, "max-len": { type: "string" }, prefix: { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
+      beam: { type: "string" }, "max-len": { type: "string" }, concurrency: { type: "string" }, prefix: { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
 }
@@ -52,6 +55,8 @@ const int = (v: string | undefined, name: string, lo: number, hi: number, dflt: 
 };
 const beam = int(args.values.beam, "beam", 1, 10, 3);
 const maxLen = int(args.values["max-len"], "max-len", 1, 50, 20);
+// Captions in flight share each decoder step, which mostly streams the weights from memory: more rows per step cost little (bench/folder.ts has the figures).
+const concurrency = int(args.values.concurrency, "concurrency", 1, 64, 8);
 const objects = !args.values["no-objects"];
 const json = Boolean(args.values.json);
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -95,10 +100,11 @@ for (const m of missing) {
 }
 const showProgress = files.some((f) => f.fromFolder) && files.length > 1;
 const t0 = performance.now();
-for (const [i, { file }] of files.entries()) {
-  try {
-    // Alternatives cost a little per word: only --json prints them.
-    const r = await captioner.caption(file, { beam, maxLen, objects, prefix, details: json });
+// Alternatives cost a little per word: only --json prints them.
+const outcomes = inOrder(files, concurrency, ({ file }) => captioner.caption(file, { beam, maxLen, objects, prefix, details: json }));
+for await (const { index, value: r, error } of outcomes) {
+  const { file } = files[index];
+  if (r) {
     if (json) {
       const found = r.objects ?? [];
       const words = r.words.map((w) => {
@@ -109,15 +115,16 @@ for (const [i, { file }] of files.entries()) {
       const objs = found.map((o) => ({ label: o.label, score: r4(o.score), box: o.box.map(r4) }));
       process.stdout.write(JSON.stringify({ file, caption: r.caption, logProb: r4(r.logProb), words, objects: objs, ms: +r.ms.toFixed(1) }) + "\n");
     } else process.stdout.write(`${file}\t${r.caption}\n`);
-  } catch (e) {
+  } else {
     failed++;
-    const msg = e instanceof ImageError ? e.message : `unexpected error: ${(e as Error).message}`;
+    const msg = error instanceof ImageError ? error.message : `unexpected error: ${(error as Error).message}`;
     process.stderr.write(`caption: ${file}: ${msg}\n`);
   }
   if (showProgress) {
-    const done = i + 1, s = (performance.now() - t0) / 1000;
+    const done = index + 1, s = (performance.now() - t0) / 1000;
     const eta = (s / done) * (files.length - done);
-    process.stderr.write(`[${done}/${files.length}] ${(done / s).toFixed(1)} img/s, ETA ${eta.toFixed(0)} s${done === files.length ? "\n" : "\r"}`);
+    const line = done === files.length ? `[${done}/${files.length}] ${(done / s).toFixed(1)} photos/s, ${s.toFixed(1)} s\n` : `[${done}/${files.length}] ${(done / s).toFixed(1)} photos/s, ETA ${eta.toFixed(0)} s\r`;
+    process.stderr.write(line);
   }
 }
 captioner.dispose();

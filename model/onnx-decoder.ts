@@ -88,11 +88,12 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
   }
   const start = modelProto("decoder-start", {
     nodes: s.nodes, inits: s.inits,
-    inputs: [valueInfo("feats", [1, L, D])],
-    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, [1, L, A]), valueInfo(`h${m}`, [1, H]), valueInfo(`c${m}`, [1, H])]),
+    inputs: [valueInfo("feats", ["n", L, D])],
+    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), valueInfo(`h${m}`, ["n", H]), valueInfo(`c${m}`, ["n", H])]),
   });
 
-  // step: K rows (beams) of one image; feats and keys keep batch 1 and broadcast over the rows.
+  // step: K rows (beams). feats and keys have one entry per row, or one for all rows when they are
+  // the beams of one image (then they broadcast, and nothing is copied per row).
   // Row k continues from row from[k] of the state given (the previous step's rows, or start's one row).
   const g = new Graph(weights);
   const add = (...xs: string[]) => xs.reduce((a, b) => g.one("Add", [a, b]));
@@ -131,52 +132,169 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
   const step = modelProto("decoder-step", {
     nodes: g.nodes, inits: g.inits,
     inputs: [
-      valueInfo("feats", [1, L, D]), valueInfo("from", ["rows"], INT32), valueInfo("prev", ["rows"], INT32),
-      ...ms.flatMap((m) => [valueInfo(`keys${m}`, [1, L, A]), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
+      valueInfo("feats", ["n", L, D]), valueInfo("from", ["rows"], INT32), valueInfo("prev", ["rows"], INT32),
+      ...ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
     ],
     outputs: [valueInfo("logp", ["rows", V]), valueInfo("alpha", ["rows", L]), ...ms.flatMap((m) => [valueInfo(`h_next${m}`, ["rows", H]), valueInfo(`c_next${m}`, ["rows", H])])],
   });
   return { start, step };
 }
 
+export interface OnnxDecoder extends StepDecoder {
+  /** Steps served so far, and the native calls that ran them (fewer when concurrent steps were batched). */
+  counts(): { steps: number; calls: number };
+  release(): Promise<void>;
+}
+
+/** One image being decoded: its features and keys, and the LSTM state its last step left. */
+interface Run {
+  rows: number;
+  feats: Float32Array; // [L * D]
+  keys: Float32Array[]; // per member [L * A]
+  state: Float32Array[]; // h0, c0, h1, c1, ...: [stateRows * H] each
+  stateRows: number;
+  from: Int32Array; // row k of the next step continues from state row from[k]
+}
+
+interface Pending {
+  run: Run;
+  prev: Int32Array;
+  resolve(r: { logp: Float32Array; alpha: Float32Array }): void;
+  reject(e: unknown): void;
+}
+
 /**
  * A StepDecoder on onnxruntime-node for one decoder or an ensemble of them (same architecture and
- * vocabulary). Throws when onnxruntime-node is missing or cannot build the graphs; callers fall
- * back to tfjs.
+ * vocabulary). Steps that several images' searches ask for at the same time (captions decoded
+ * concurrently: a folder, or several users) run as one batch: a step at one row mostly reads the
+ * weights (about 17 MB per member), so more rows cost little more. Throws when onnxruntime-node is
+ * missing or cannot build the graphs; callers fall back to tfjs.
  */
-export async function onnxDecoder(members: readonly Record<string, NamedArray>[], c: DecoderConfig): Promise<StepDecoder & { release(): Promise<void> }> {
+export async function onnxDecoder(members: readonly Record<string, NamedArray>[], c: DecoderConfig): Promise<OnnxDecoder> {
   if (!members.length) throw new Error("onnxDecoder needs at least one member's weights");
   const ort = await importOnnxRuntime();
+  type Tensor = InstanceType<typeof ort.Tensor>;
   const { start, step } = decoderToOnnx(members, c);
   // One thread: at these sizes (a few hundred thousand multiply-adds per op) splitting work
   // across threads costs more in synchronisation than it saves.
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
   const [startSession, stepSession] = await Promise.all([ort.InferenceSession.create(start, opts), ort.InferenceSession.create(step, opts)]);
-  const state = members.flatMap((_, m) => [`h${m}`, `c${m}`]);
+  const { hiddenDim: H, attnDim: A, featureDim: D, vocabSize: V } = c;
+  const L = c.grid[0] * c.grid[1];
+  const stateNames = members.flatMap((_, m) => [`h${m}`, `c${m}`]);
   const keyNames = members.map((_, m) => `keys${m}`);
+  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor("float32", data, dims);
+  const i32 = (data: Int32Array) => new ort.Tensor("int32", data, [data.length]);
+
+  let queue: Pending[] = [];
+  let steps = 0, calls = 0;
+  let busy = false; // a flush is scheduled or running: steps asked for meanwhile wait for the next one
+  const schedule = () => {
+    if (busy) return;
+    busy = true;
+    // Wait for this turn of the event loop: concurrent searches ask for their steps in it.
+    setImmediate(flush);
+  };
+  // Per-row copies of the images' features and keys for a batch of several images; kept while the
+  // same runs with the same rows keep stepping together (most steps of a folder's batch).
+  let rowInputs: { runs: Run[]; rows: number[]; feats: Tensor; keys: Tensor[] } | null = null;
+
+  function inputsFor(batch: Pending[]): Record<string, Tensor> {
+    const runs = batch.map((p) => p.run);
+    if (runs.length === 1) {
+      const r = runs[0];
+      return Object.fromEntries([["feats", f32(r.feats, [1, L, D])], ...keyNames.map((k, m) => [k, f32(r.keys[m], [1, L, A])])]);
+    }
+    const rows = runs.map((r) => r.rows);
+    if (!rowInputs || rowInputs.runs.length !== runs.length || runs.some((r, i) => r !== rowInputs!.runs[i] || rows[i] !== rowInputs!.rows[i])) {
+      const R = rows.reduce((a, b) => a + b, 0);
+      const feats = new Float32Array(R * L * D), keys = members.map(() => new Float32Array(R * L * A));
+      let k = 0;
+      for (const r of runs) {
+        for (let j = 0; j < r.rows; j++, k++) {
+          feats.set(r.feats, k * L * D);
+          keys.forEach((kk, m) => kk.set(r.keys[m], k * L * A));
+        }
+      }
+      rowInputs = { runs, rows, feats: f32(feats, [R, L, D]), keys: keys.map((kk) => f32(kk, [R, L, A])) };
+    }
+    return Object.fromEntries([["feats", rowInputs.feats], ...keyNames.map((k, m) => [k, rowInputs!.keys[m]])]);
+  }
+
+  async function flush() {
+    const batch = queue;
+    queue = [];
+    try {
+      const runs = batch.map((p) => p.run);
+      // Every run's state rows one after the other; each run's `from` shifted to its own.
+      const stateRows = runs.reduce((n, r) => n + r.stateRows, 0);
+      const state = stateNames.map((_, j) => {
+        if (runs.length === 1) return runs[0].state[j];
+        const all = new Float32Array(stateRows * H);
+        let o = 0;
+        for (const r of runs) all.set(r.state[j], (o += r.stateRows * H) - r.stateRows * H);
+        return all;
+      });
+      const from = new Int32Array(runs.reduce((n, r) => n + r.rows, 0)), prev = new Int32Array(from.length);
+      let row = 0, base = 0;
+      for (const [i, r] of runs.entries()) {
+        for (let k = 0; k < r.rows; k++) from[row + k] = base + r.from[k];
+        prev.set(batch[i].prev, row);
+        row += r.rows;
+        base += r.stateRows;
+      }
+      const feeds: Record<string, Tensor> = { ...inputsFor(batch), from: i32(from), prev: i32(prev) };
+      stateNames.forEach((name, j) => (feeds[name] = f32(state[j], [stateRows, H])));
+      const out = await stepSession.run(feeds);
+      steps += batch.length;
+      calls++;
+      const logp = out.logp.data as Float32Array, alpha = out.alpha.data as Float32Array;
+      const next = stateNames.map((name) => out[name.replace(/^(h|c)/, "$1_next")].data as Float32Array);
+      row = 0;
+      for (const [i, r] of runs.entries()) {
+        const [a, b] = [row, row + r.rows];
+        r.state = next.map((x) => x.subarray(a * H, b * H));
+        r.stateRows = r.rows;
+        r.from = Int32Array.from({ length: r.rows }, (_, k) => k);
+        batch[i].resolve({ logp: logp.subarray(a * V, b * V), alpha: alpha.subarray(a * L, b * L) });
+        row = b;
+      }
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      busy = false;
+      if (queue.length) schedule();
+    }
+  }
+
   return {
     async start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun> {
       if (feats.shape[0] !== 1) throw new Error(`the ONNX decoder takes one image at a time, got ${feats.shape[0]}`);
-      const v = new ort.Tensor("float32", (await feats.data()) as Float32Array, feats.shape);
-      const s0 = await startSession.run({ feats: v });
-      // What every step reads: the image, its keys and the state the last step left (start's one row at first).
-      const inputs: Record<string, InstanceType<typeof ort.Tensor>> = { feats: v };
-      for (const name of [...keyNames, ...state]) inputs[name] = s0[name];
-      let from = new Int32Array(rows); // all rows start from start's one row
-      const identity = Int32Array.from({ length: rows }, (_, k) => k);
+      const data = (await feats.data()) as Float32Array;
+      const s0 = await startSession.run({ feats: f32(data, [1, L, D]) });
+      const run: Run = {
+        rows, feats: data,
+        keys: keyNames.map((k) => s0[k].data as Float32Array),
+        state: stateNames.map((k) => s0[k].data as Float32Array),
+        stateRows: 1,
+        from: new Int32Array(rows), // every row starts from start's one row
+      };
       return {
-        async step(prev: Int32Array) {
-          const r = await stepSession.run({ ...inputs, from: new ort.Tensor("int32", from, [rows]), prev: new ort.Tensor("int32", prev, [rows]) });
-          for (const name of state) inputs[name] = r[name.replace(/^(h|c)/, "$1_next")];
-          from = identity;
-          return { logp: r.logp.data as Float32Array, alpha: r.alpha.data as Float32Array };
+        step(prev: Int32Array) {
+          return new Promise((resolve, reject) => {
+            queue.push({ run, prev: Int32Array.from(prev), resolve, reject });
+            schedule();
+          });
         },
         reorder(to: Int32Array) {
-          from = Int32Array.from(to);
+          run.from = Int32Array.from(to);
         },
-        dispose() {}, // onnxruntime's tensors are garbage-collected with their arrays
+        dispose() {
+          if (rowInputs?.runs.includes(run)) rowInputs = null;
+        },
       };
     },
+    counts: () => ({ steps, calls }),
     async release() {
       await Promise.all([startSession.release(), stepSession.release()]);
     },

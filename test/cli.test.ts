@@ -41,6 +41,19 @@ test("captions a folder as JSON lines, reports bad files and goes on", { skip: !
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, "no stack traces");
 });
 
+test("a folder captioned several at a time comes out in order, each caption as captioned alone", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, () => {
+  const photos = readdirSync(path.join(DATA, "images")).sort().filter((_, i) => i % 400 === 0).slice(0, 12);
+  const folder = path.join(dir, "many");
+  mkdirSync(folder);
+  for (const p of photos) copyFileSync(path.join(DATA, "images", p), path.join(folder, p));
+  const [one, many] = ["1", "6"].map((c) => cli("--beam", "1", "--concurrency", c, folder));
+  for (const r of [one, many]) assert.equal(r.status, 0, r.stderr);
+  const files = many.stdout.trim().split("\n").map((l) => path.basename(l.split("\t")[0]));
+  assert.deepEqual(files, [...photos].sort(), "input order");
+  assert.equal(many.stdout, one.stdout, "the same captions");
+  assert.match(many.stderr, /\[12\/12\] [\d.]+ photos\/s, [\d.]+ s\n/, "photos/s at the end");
+});
+
 test("plain output is file<TAB>caption", { skip: !existsSync(DATA) }, () => {
   const photo = path.join(DATA, "images", readdirSync(path.join(DATA, "images")).sort()[0]);
   const r = cli("--beam", "1", photo);
@@ -82,7 +95,7 @@ test("--prefix: the caption starts with the given words, and the model writes th
 });
 
 test("usage errors exit 2 with a readable message", () => {
-  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--bogus", "x.jpg"], ["--prefix", "a qwxyzzy", "x.jpg"], ["--max-len", "2", "--prefix", "a big dog", "x.jpg"]]) {
+  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--concurrency", "0", "x.jpg"], ["--bogus", "x.jpg"], ["--prefix", "a qwxyzzy", "x.jpg"], ["--max-len", "2", "--prefix", "a big dog", "x.jpg"]]) {
     const r = cli(...args);
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /^caption: .+\nusage: caption/);

@@ -113,3 +113,33 @@ for (const ensemble of [false, true]) test(`the shipped ${ensemble ? "ensemble, 
   await fast.release();
   encoder.dispose();
 });
+
+test("captions decoded at the same time share each step's native call and come out as decoded alone", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, async () => {
+  const { config, members, vocab } = loadDecoder(DEFAULT_MODEL_DIR);
+  const decoder = await onnxDecoder(members, config);
+  const encoder = await loadEncoder(encoderSpec(config.encoder), "onnx");
+  const files = readdirSync(path.join(DATA, "images")).sort().filter((_, i) => i % 500 === 0).slice(0, 6);
+  const feats = await Promise.all(files.map(async (f) => encoder.encode([await toRgbSquare(path.join(DATA, "images", f), encoder.spec.inputSize)])));
+  // Greedy and beam 3 mixed, so the batch's images have different numbers of rows, and end at different steps.
+  const caption = async (x: tf.Tensor3D, i: number) => {
+    const it = search(decoder, x, { beam: i % 2 ? 3 : 1, maxLen: config.maxLen, lengthPenalty: 1, blockRepeats: true });
+    let r = await it.next();
+    while (!r.done) r = await it.next();
+    return { words: vocab.decode(r.value.ids).join(" "), logp: r.value.logp };
+  };
+  const alone: { words: string; logp: number }[] = [];
+  for (const [i, x] of feats.entries()) alone.push(await caption(x, i));
+  const before = decoder.counts();
+  assert.equal(before.calls, before.steps, "one at a time: a native call per step");
+  const together = await Promise.all(feats.map(caption));
+  const after = decoder.counts();
+  const [steps, calls] = [after.steps - before.steps, after.calls - before.calls];
+  assert.ok(calls < steps / 3, `${steps} steps in ${calls} calls`);
+  together.forEach((t, i) => {
+    assert.equal(t.words, alone[i].words, files[i]);
+    assert.ok(Math.abs(t.logp - alone[i].logp) < 1e-3, `${files[i]}: ${t.logp} against ${alone[i].logp}`);
+  });
+  tf.dispose(feats);
+  await decoder.release();
+  encoder.dispose();
+});
