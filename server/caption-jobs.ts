@@ -9,7 +9,7 @@ import { ImageError } from "../model/image.ts";
 import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject, WordChoice } from "../model/types.ts";
 import type { ServerConfig } from "./config.ts";
 import { decodeMessage, inspectUpload } from "./decode-upload.ts";
-import { StudioError } from "./errors.ts";
+import { admit, StudioError } from "./errors.ts";
 import { ErrorCode, type ObjectResult, type WordResult } from "./events.ts";
 import { JobQueue, QueueClosedError, QueueFullError } from "./queue.ts";
 
@@ -55,7 +55,8 @@ export interface CaptionJobs {
   run(bytes: Uint8Array, opts: JobOptions, hooks?: JobHooks): Promise<JobOutcome>;
   /** Counts a request's whole handling as in flight, for a graceful shutdown. */
   track<T>(p: Promise<T>): Promise<T>;
-  readonly stats: { running: number; waiting: number; concurrency: number; maxQueue: number; inFlight: number; closing: boolean };
+  /** `full`: a new job would be refused busy now (JobQueue.full). */
+  readonly stats: { running: number; waiting: number; concurrency: number; maxQueue: number; inFlight: number; closing: boolean; full: boolean };
   /** Refuses new jobs, lets accepted ones finish for up to graceMs, then aborts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -132,8 +133,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
   let closing = false;
 
   async function run(bytes: Uint8Array, opts: JobOptions, hooks: JobHooks = {}): Promise<JobOutcome> {
-    if (closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
-    if (queue.full) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
+    admit({ closing, full: queue.full });
     // One controller per job, fed by the caller's signal, shutdown and the timeout. (Plain
     // listeners removed in `finally`, rather than AbortSignal.any, keep long-lived signals clean.)
     const ctl = new AbortController();
@@ -225,7 +225,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
       return p;
     },
     get stats() {
-      return { ...queue.stats, inFlight: inFlight.size, closing };
+      return { ...queue.stats, full: queue.full, inFlight: inFlight.size, closing };
     },
     async close(graceMs) {
       closing = true;
