@@ -210,6 +210,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
             prob: best.probs[n - 1],
             alpha: Array.from(best.alphas[n - 1]),
             hypothesis,
+            text: detokenize(hypothesis),
             probs: [...best.probs],
             ...(object === undefined ? {} : { object }),
             ...(details ? { top: choices(best.top[n - 1]) } : {}),
@@ -254,6 +255,10 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     checkPrefix: (prefix, maxLen = defaults.maxLen) => prefixIds(prefix, vocab, maxLen).map((id) => vocab.words[id]),
     caption,
     steps,
+    memory: () => {
+      const { numTensors, numBytes } = tf.memory();
+      return { tensors: numTensors, bytes: numBytes };
+    },
     dispose() {
       encoder.dispose();
       dec.dispose();

@@ -5,8 +5,7 @@
  * Every job has a timeout and honours its caller's AbortSignal; whatever ends it, the model's
  * generator is closed so its tensors are freed.
  */
-import { ImageError } from "../model/image.ts";
-import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject, WordChoice } from "../model/types.ts";
+import { ImageError, type Captioner, type CaptionResult, type CaptionStart, type CaptionStep, type CaptionWord, type DetectedObject, type WordChoice } from "../model/index.ts";
 import type { ServerConfig } from "./config.ts";
 import { decodeMessage, inspectUpload } from "./decode-upload.ts";
 import { admit, StudioError } from "./errors.ts";

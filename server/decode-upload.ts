@@ -10,7 +10,7 @@
  * Everything stays in memory; nothing touches the disk.
  */
 import sharp, { type Metadata } from "sharp";
-import type { RawImage } from "../model/types.ts";
+import type { RawImage } from "../model/index.ts";
 import { ErrorCode } from "./events.ts";
 import { StudioError } from "./errors.ts";
 

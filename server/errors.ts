@@ -5,7 +5,7 @@
  */
 import type { ErrorRequestHandler, Response } from "express";
 import multer from "multer";
-import { ImageError } from "../model/image.ts";
+import { ImageError } from "../model/index.ts";
 import { ErrorCode } from "./events.ts";
 
 const STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({

@@ -9,8 +9,7 @@
  */
 import express, { type RequestHandler } from "express";
 import multer from "multer";
-import { tf } from "../../model/tf.ts";
-import type { Captioner } from "../../model/types.ts";
+import type { Captioner } from "../../model/index.ts";
 import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { decodeUpload } from "../decode-upload.ts";
@@ -44,7 +43,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       ready: !stats.closing,
       model: { grid: captioner.grid, vocabulary: captioner.words.length, card: captioner.card !== null },
       queue: { running: stats.running, waiting: stats.waiting, concurrency: stats.concurrency, maxQueue: stats.maxQueue },
-      memory: { rssMb: Math.round((mem.rss / 1048576) * 10) / 10, heapMb: Math.round((mem.heapUsed / 1048576) * 10) / 10, tensors: tf.memory().numTensors },
+      memory: { rssMb: Math.round((mem.rss / 1048576) * 10) / 10, heapMb: Math.round((mem.heapUsed / 1048576) * 10) / 10, tensors: captioner.memory().tensors },
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
     });
   });
