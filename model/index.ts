@@ -24,7 +24,8 @@ import { FUNCTION_WORDS, Vocabulary } from "./vocab.ts";
 import { loadArrays, type NamedArray } from "./weights.ts";
 
 export type * from "./types.ts";
-export { ImageError } from "./image.ts";
+// The one image decoder, for the server's uploads too (server/decode-upload.ts).
+export { ImageError, imageError, imageSize, toRgb } from "./image.ts";
 export { PrefixError } from "./prefix.ts";
 
 /** The shipped model, resolved from this file (not the working directory). */

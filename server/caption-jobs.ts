@@ -5,9 +5,9 @@
  * Every job has a timeout and honours its caller's AbortSignal; whatever ends it, the model's
  * generator is closed so its tensors are freed.
  */
-import { ImageError, type Captioner, type CaptionResult, type CaptionStart, type CaptionStep, type CaptionWord, type DetectedObject, type WordChoice } from "../model/index.ts";
+import { ImageError, imageError, type Captioner, type CaptionResult, type CaptionStart, type CaptionStep, type CaptionWord, type DetectedObject, type WordChoice } from "../model/index.ts";
 import type { ServerConfig } from "./config.ts";
-import { decodeMessage, inspectUpload } from "./decode-upload.ts";
+import { inspectUpload } from "./decode-upload.ts";
 import { admit, StudioError } from "./errors.ts";
 import { ErrorCode, type ObjectResult, type WordResult } from "./events.ts";
 import { JobQueue, QueueClosedError, QueueFullError } from "./queue.ts";
@@ -186,7 +186,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
             // The model may throw its own error when aborted; report why we aborted instead.
             if (signal.aborted) throw signal.reason;
             // The header was fine but the pixels are not (truncated, corrupt): say so, naming the format.
-            if (e instanceof ImageError) throw new StudioError(ErrorCode.BadImage, decodeMessage(info.format, e.message));
+            if (e instanceof ImageError) throw imageError(e, { format: info.format });
             throw e;
           } finally {
             clearTimeout(timer);
