@@ -12,6 +12,7 @@ import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, PrefixError,
 import { detokenize, tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
+import { readFlickr8k, type Flickr8k } from "../notebooks-port/lib/flickr8k.ts";
 import { DATA } from "./support/studio.ts";
 
 const hasData = existsSync(DATA);
@@ -23,17 +24,12 @@ before(async () => {
 });
 after(() => captioner?.dispose());
 
+let flickr: Flickr8k | undefined;
+/** Every 50th Flickr8k test photo (a spread of scenes, not just the first few), with its tokenised reference captions. */
 function testImages(n: number): { file: string; refs: string[][] }[] {
-  const names = readFileSync(path.join(DATA, "splits", "Flickr_8k.testImages.txt"), "utf8").split(/\r?\n/).filter(Boolean);
-  const caps = new Map<string, string[][]>();
-  for (const line of readFileSync(path.join(DATA, "Flickr8k.token.txt"), "utf8").split(/\r?\n/)) {
-    const [key, text] = line.split("\t");
-    if (!text) continue;
-    const img = key.replace(/#\d+$/, "");
-    caps.set(img, [...(caps.get(img) ?? []), tokenize(text)]);
-  }
-  // Every 50th test image: a spread of scenes, not just the first few.
-  return Array.from({ length: n }, (_, i) => names[i * 50]).map((f) => ({ file: path.join(DATA, "images", f), refs: caps.get(f)! }));
+  flickr ??= readFlickr8k(DATA); // the pipeline's own reader
+  const { imageDir, captions, splits } = flickr;
+  return Array.from({ length: n }, (_, i) => splits.test[i * 50]).map((f) => ({ file: path.join(imageDir, f), refs: captions.get(f)!.map(tokenize) }));
 }
 
 test("captions 20 test photos sensibly", { skip: !hasData && `no Flickr8k at ${DATA}` }, async () => {

@@ -4,13 +4,14 @@ import { io as connect, type ManagerOptions, type Socket, type SocketOptions } f
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Captioner } from "../../model/types.ts";
+import { flickr8kDir } from "../../notebooks-port/lib/flickr8k.ts";
 import { createApp, type StudioApp } from "../../server/app.ts";
 import { makeConfig, type ServerConfig } from "../../server/config.ts";
 import type { ClientEvents, ServerEvents } from "../../server/events.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** Flickr8k, read in place (never copied into the repo); FLICKR8K_DIR points elsewhere. */
-export const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
+/** Flickr8k, where the pipeline finds it (FLICKR8K_DIR, else ../shared/data/flickr8k). */
+export const DATA = flickr8kDir();
 export const IMAGES = path.join(DATA, "images");
 /** COCO's everyday photos (coco-dev), read in place too; COCO_DEV_DIR points elsewhere. */
 export const COCO = process.env.COCO_DEV_DIR ?? path.resolve(ROOT, "..", "shared", "data", "coco-dev");
