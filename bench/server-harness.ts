@@ -11,10 +11,12 @@ import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
 import type { ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
+
 export { parseConfig, runStep } from "../notebooks-port/lib/config.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const DATA = flickr8kDir();
 
 /** n Flickr8k photos (224 px JPEGs), in a fixed order. */
 export function photos(n: number): Buffer[] {

@@ -25,7 +25,8 @@ import { FUNCTION_WORDS, Vocabulary } from "./vocab.ts";
 import { loadArrays, type NamedArray } from "./weights.ts";
 
 export type * from "./types.ts";
-export { ImageError } from "./image.ts";
+// The one image decoder, for the server's uploads too (server/decode-upload.ts).
+export { ImageError, imageError, imageSize, toRgb } from "./image.ts";
 export { PrefixError } from "./prefix.ts";
 
 /** The shipped model, resolved from this file (not the working directory). */
@@ -212,6 +213,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
             prob: best.probs[n - 1],
             alpha: Array.from(best.alphas[n - 1]),
             hypothesis,
+            text: detokenize(hypothesis),
             probs: [...best.probs],
             ...(object === undefined ? {} : { object }),
             ...(details ? { top: choices(best.top[n - 1]) } : {}),
@@ -256,6 +258,10 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     checkPrefix: (prefix, maxLen = defaults.maxLen) => prefixIds(prefix, vocab, maxLen).map((id) => vocab.words[id]),
     caption,
     steps,
+    memory: () => {
+      const { numTensors, numBytes } = tf.memory();
+      return { tensors: numTensors, bytes: numBytes };
+    },
     dispose() {
       encoder.dispose();
       dec.dispose();

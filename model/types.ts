@@ -86,6 +86,8 @@ export interface CaptionStep {
   alpha: number[];
   /** The whole current best caption so far. With beam search earlier words can change between steps. */
   hypothesis: string[];
+  /** `hypothesis` as display text, written as the final caption is (CaptionResult.caption). */
+  text: string;
   /** The model's probability of each word of `hypothesis` (earlier ones change with them). */
   probs: number[];
   /** When `word` names a detected object: its index in the start's `objects`. */
@@ -138,6 +140,8 @@ export interface Captioner {
   caption(image: ImageInput, opts?: CaptionOptions): Promise<CaptionResult>;
   /** Streams decoding: yields each step, returns the final result. */
   steps(image: ImageInput, opts?: CaptionOptions): AsyncGenerator<CaptionStep, CaptionResult, void>;
+  /** The model's tensor memory now (tfjs's count; onnxruntime's buffers are not in it): for health checks. */
+  memory(): { tensors: number; bytes: number };
   /** Frees the weights. */
   dispose(): void;
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import express, { type ErrorRequestHandler } from "express";
 import { Server } from "socket.io";
-import type { Captioner } from "../model/types.ts";
+import type { Captioner } from "../model/index.ts";
 import { createAccess, type Access, type Refusal } from "./access.ts";
 import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
@@ -51,6 +51,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
     ...(config.corsOrigins.length > 0 ? { cors: { origin: [...config.corsOrigins] } } : {}),
   });
   const jobs = createCaptionJobs({ captioner, config });
+  // One store of recent results for every route that draws a result picture (socket, /api, Gradio).
   const results = new ResultStore({ pixelLimit: config.pixelLimit });
   // Open connections, and those that have carried a request (for close()).
   const connections = new Set<Socket>();
@@ -78,7 +79,7 @@ export function createApp({ captioner, config }: { captioner: Captioner; config:
   app.use("/static", express.static(path.join(root, "static"), { index: false }));
   app.use(pagesRouter({ captioner, config })); // first: it owns the page at GET /api
   app.use("/api", apiRouter({ captioner, config, jobs, results, startedAt: Date.now() }));
-  app.use(gradioRouter({ config, jobs })); // Gradio clients: /config and /gradio_api/*
+  app.use(gradioRouter({ config, jobs, results })); // Gradio clients: /config and /gradio_api/*
   app.use((req, res) => {
     res.status(404).type("text").send(`Not found: ${req.path}`);
   });

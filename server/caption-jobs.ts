@@ -5,11 +5,10 @@
  * Every job has a timeout and honours its caller's AbortSignal; whatever ends it, the model's
  * generator is closed so its tensors are freed.
  */
-import { ImageError } from "../model/image.ts";
-import type { Captioner, CaptionResult, CaptionStart, CaptionStep, CaptionWord, DetectedObject, WordChoice } from "../model/types.ts";
+import { ImageError, imageError, type Captioner, type CaptionResult, type CaptionStart, type CaptionStep, type CaptionWord, type DetectedObject, type WordChoice } from "../model/index.ts";
 import type { ServerConfig } from "./config.ts";
-import { decodeMessage, inspectUpload } from "./decode-upload.ts";
-import { StudioError } from "./errors.ts";
+import { inspectUpload } from "./decode-upload.ts";
+import { admit, StudioError } from "./errors.ts";
 import { ErrorCode, type ObjectResult, type WordResult } from "./events.ts";
 import { JobQueue, QueueClosedError, QueueFullError } from "./queue.ts";
 
@@ -55,7 +54,8 @@ export interface CaptionJobs {
   run(bytes: Uint8Array, opts: JobOptions, hooks?: JobHooks): Promise<JobOutcome>;
   /** Counts a request's whole handling as in flight, for a graceful shutdown. */
   track<T>(p: Promise<T>): Promise<T>;
-  readonly stats: { running: number; waiting: number; concurrency: number; maxQueue: number; inFlight: number; closing: boolean };
+  /** `full`: a new job would be refused busy now (JobQueue.full). */
+  readonly stats: { running: number; waiting: number; concurrency: number; maxQueue: number; inFlight: number; closing: boolean; full: boolean };
   /** Refuses new jobs, lets accepted ones finish for up to graceMs, then aborts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -132,8 +132,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
   let closing = false;
 
   async function run(bytes: Uint8Array, opts: JobOptions, hooks: JobHooks = {}): Promise<JobOutcome> {
-    if (closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
-    if (queue.full) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
+    admit({ closing, full: queue.full });
     // One controller per job, fed by the caller's signal, shutdown and the timeout. (Plain
     // listeners removed in `finally`, rather than AbortSignal.any, keep long-lived signals clean.)
     const ctl = new AbortController();
@@ -187,7 +186,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
             // The model may throw its own error when aborted; report why we aborted instead.
             if (signal.aborted) throw signal.reason;
             // The header was fine but the pixels are not (truncated, corrupt): say so, naming the format.
-            if (e instanceof ImageError) throw new StudioError(ErrorCode.BadImage, decodeMessage(info.format, e.message));
+            if (e instanceof ImageError) throw imageError(e, { format: info.format });
             throw e;
           } finally {
             clearTimeout(timer);
@@ -225,7 +224,7 @@ export function createCaptionJobs({ captioner, config }: { captioner: Captioner;
       return p;
     },
     get stats() {
-      return { ...queue.stats, inFlight: inFlight.size, closing };
+      return { ...queue.stats, full: queue.full, inFlight: inFlight.size, closing };
     },
     async close(graceMs) {
       closing = true;

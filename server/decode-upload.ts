@@ -1,16 +1,15 @@
 /**
  * The server's one image edge. Uploads are judged by their bytes, never by file name or
- * declared type: the magic number must be an image format we accept, sharp's header read must
- * agree, and the declared size must be under the pixel limit before any pixel is decoded
- * (decompression bombs). Decoding then applies EXIF rotation, takes the first frame of an
- * animation, flattens alpha on white and converts grey, CMYK and 16-bit images to 8-bit sRGB.
+ * declared type: the magic number must be an image format we accept, the structure must be
+ * cheap to decode (JPEG scans, TIFF pages), and the header's size must be under the pixel limit
+ * before any pixel is decoded (decompression bombs). Those checks are here; decoding, and the
+ * wording of what goes wrong in it, is the model's (model/image.ts, through model/index.ts), so
+ * uploads are decoded exactly as the model decodes them.
  *
- * The model gets the checked bytes (its own decoder applies the same conversions, so decoding
- * once there keeps the first word fast); the result picture decodes them here, after the caption.
- * Everything stays in memory; nothing touches the disk.
+ * The model gets the checked bytes (decoding once there keeps the first word fast); the result
+ * picture decodes them here, after the caption. Everything stays in memory; nothing touches the disk.
  */
-import sharp, { type Metadata } from "sharp";
-import type { RawImage } from "../model/types.ts";
+import { imageError, imageSize, toRgb, type RawImage } from "../model/index.ts";
 import { ErrorCode } from "./events.ts";
 import { StudioError } from "./errors.ts";
 
@@ -106,56 +105,25 @@ export interface DecodeLimits {
   pixelLimit: number;
 }
 
-/** Checks type and size from the header only; cheap, so requests can be refused before they queue. */
+/** Checks type and size from the header only; cheap, so requests can be refused before they queue. Throws StudioError or ImageError (both bad_image). */
 export async function inspectUpload(bytes: Uint8Array, { pixelLimit }: DecodeLimits): Promise<{ format: ImageFormat; width: number; height: number }> {
   if (bytes.length === 0) throw bad("empty file: no image data was sent");
   const format = sniffImageType(bytes);
   if (!format) throw bad("not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF");
   checkStructure(bytes, format);
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { pages: 1, limitInputPixels: false }).metadata();
-  } catch (e) {
-    throw bad(`unreadable ${format.toUpperCase()}: ${firstLine(e)}`);
-  }
-  const width = meta.autoOrient?.width ?? meta.width;
-  const height = meta.autoOrient?.height ?? meta.pageHeight ?? meta.height;
-  if (!width || !height) throw bad(`unreadable ${format.toUpperCase()}: no image size in its header`);
+  const { width, height } = await imageSize(bytes, format);
   if (width * height > pixelLimit) {
     throw bad(`image too large: ${width}x${height} is ${(width * height / 1e6).toFixed(1)} megapixels; the limit is ${(pixelLimit / 1e6).toFixed(1)}`);
   }
   return { format, width, height };
 }
 
-/** Full decode to upright 8-bit RGB, at most maxSide px. Throws StudioError(bad_image) with a message safe for users. */
+/** Full decode to upright 8-bit RGB, at most maxSide px. Throws a bad_image error (StudioError or ImageError) with a message safe for users. */
 export async function decodeUpload(bytes: Uint8Array, limits: DecodeLimits, maxSide = MAX_SIDE): Promise<DecodedImage> {
   const { format, width, height } = await inspectUpload(bytes, limits);
   try {
-    const { data, info } = await sharp(bytes, { pages: 1, failOn: "error", limitInputPixels: limits.pixelLimit })
-      .rotate() // EXIF orientation
-      .flatten({ background: "#ffffff" })
-      .toColourspace("srgb")
-      .resize(maxSide, maxSide, { fit: "inside", withoutEnlargement: true })
-      .removeAlpha()
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
-    const raw = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 as const };
-    return { raw, format, width, height };
+    return { raw: await toRgb(bytes, maxSide, limits), format, width, height };
   } catch (e) {
-    throw bad(decodeMessage(format, firstLine(e)));
+    throw imageError(e, { format });
   }
-}
-
-/** A decoder's complaint as a message for users, naming the format. */
-export function decodeMessage(format: ImageFormat, msg: string): string {
-  const f = format.toUpperCase();
-  if (/premature end|truncat|read error|unexpected end|end of file/i.test(msg)) return `truncated ${f}: the file ends before the image does`;
-  if (/pixel limit|too large/i.test(msg)) return "image too large: it has more pixels than the limit allows";
-  return `corrupt ${f}: ${msg.replace(/^unreadable image:\s*/i, "")}`;
-}
-
-function firstLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m.split("\n")[0].replace(/^Input buffer (has corrupt header|contains unsupported image format):?\s*/i, "").trim() || "cannot be decoded";
 }

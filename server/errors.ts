@@ -3,8 +3,9 @@
  * thrown value into what a client may see: known errors pass through with their code and
  * message; anything else becomes a generic "internal error" (the details go to the log).
  */
+import type { ErrorRequestHandler, Response } from "express";
 import multer from "multer";
-import { ImageError } from "../model/image.ts";
+import { ImageError } from "../model/index.ts";
 import { ErrorCode } from "./events.ts";
 
 const STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -57,8 +58,19 @@ export function toClientError(e: unknown, log: (msg: string) => void = console.e
   return { code: ErrorCode.Internal, message: "internal error", status: 500 };
 }
 
-/** The one message for an upload over --upload-limit. */
-export const tooLargeMessage = (uploadLimit: number) => `file too large: the limit is ${(uploadLimit / 1048576).toFixed(1)} MB`;
+/** The one message for an upload over --upload-limit (with its own size, when known). */
+export const tooLargeMessage = (uploadLimit: number, size?: number) =>
+  `file too large: the limit is ${(uploadLimit / 1048576).toFixed(1)} MB${size === undefined ? "" : ` (this one is ${(size / 1048576).toFixed(1)} MB)`}`;
+
+/**
+ * The one admission check, for every way work comes in: a queue that is shutting down or full
+ * takes no more. Callers that answer before a job runs (Gradio's join) call it themselves; the
+ * caption path (CaptionJobs.run) calls it for everyone else.
+ */
+export function admit(queue: { closing: boolean; full: boolean }): void {
+  if (queue.closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
+  if (queue.full) throw new StudioError(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
+}
 
 /**
  * A malformed request as a client error, or null for anything else: body-parser and multer
@@ -66,7 +78,7 @@ export const tooLargeMessage = (uploadLimit: number) => `file too large: the lim
  * br) does not decode (zlib's own errors, which carry no HTTP status). `fileHint` says where files
  * go, for a multipart request with a file in the wrong field.
  */
-export function requestError(err: unknown, uploadLimit: number, fileHint: string, log: (msg: string) => void = console.warn): ClientError | null {
+function requestError(err: unknown, uploadLimit: number, fileHint: string, log: (msg: string) => void = console.warn): ClientError | null {
   if (err instanceof StudioError) return null;
   const bad = (message: string): ClientError => ({ code: ErrorCode.BadRequest, status: 400, message });
   // The client went away mid-upload (multer's words; body-parser's say request.aborted): one line, no stack.
@@ -90,4 +102,18 @@ export function requestError(err: unknown, uploadLimit: number, fileHint: string
   }
   if (err instanceof Error && /multipart|boundary|unexpected end of form|malformed part/i.test(err.message)) return bad(`bad multipart request: ${err.message}`);
   return null;
+}
+
+/**
+ * The one Express error handler for JSON routes (/api and Gradio's): a malformed request
+ * (requestError) or anything else thrown (toClientError), answered by `send` in the routes' own
+ * JSON shape. A busy answer says when to try again.
+ */
+export function jsonErrorHandler(uploadLimit: number, fileHint: string, send: (res: Response, e: ClientError) => void): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    const e = requestError(err, uploadLimit, fileHint) ?? toClientError(err);
+    if (res.headersSent || res.destroyed) return;
+    if (e.code === ErrorCode.Busy) res.set("Retry-After", "2");
+    send(res, e);
+  };
 }

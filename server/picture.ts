@@ -6,7 +6,7 @@
  * one gets that object's box on its tile; colours and labels come from static/objects.js.
  */
 import sharp, { type OverlayOptions } from "sharp";
-import type { RawImage } from "../model/types.ts";
+import type { RawImage } from "../model/index.ts";
 import { blendRgb, upsampleGrid, type ColormapName } from "../static/heatmap.js";
 import { clampBox, objectColor, objectLabel } from "../static/objects.js";
 import type { ObjectResult, WordResult } from "./events.ts";

@@ -4,7 +4,7 @@
  * are made. The upload is decoded once, in the background, to a small photo (the picture's
  * tiles are small), and the upload's bytes are let go.
  */
-import type { RawImage } from "../model/types.ts";
+import type { RawImage } from "../model/index.ts";
 import { decodeUpload, type DecodeLimits } from "./decode-upload.ts";
 import type { ObjectResult, WordResult } from "./events.ts";
 

@@ -3,7 +3,7 @@
  * stands in for a full COCO here. prepare must read it alone, as a json path with --images, and
  * together with Flickr8k; split it by image id; tokenise its captions; keep coco-dev out of
  * training unless told; and turn bad input into a one-line error. Steps run in a temporary work
- * folder, as test/train.slow.ts does.
+ * folder, as test/train.slow.ts does. Flickr8k's folder is found one way everywhere (FLICKR8K_DIR).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { tokenize } from "../model/text.ts";
 import { idHash, readSplitFile, splitOf } from "../notebooks-port/lib/coco.ts";
 import { imagePath, type PreparedDataset } from "../notebooks-port/lib/dataset.ts";
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { commonRoot } from "../notebooks-port/lib/sources.ts";
 import { DATA } from "./support/studio.ts";
 
@@ -36,6 +37,17 @@ const step = (name: string, ...args: string[]) => {
 };
 const dataset = (): PreparedDataset => JSON.parse(readFileSync(path.join(work, ".cache", "data", "dataset.json"), "utf8"));
 const raw = () => JSON.parse(readFileSync(COCO_JSON, "utf8")) as { images: { id: number; file_name: string }[]; annotations: { image_id: number; caption: string }[] };
+
+test("Flickr8k is where FLICKR8K_DIR says, for the pipeline as for the tests; else ../shared/data/flickr8k", () => {
+  assert.equal(flickr8kDir({ FLICKR8K_DIR: "/elsewhere/flickr8k" }), "/elsewhere/flickr8k");
+  assert.equal(flickr8kDir({}), path.resolve(ROOT, "../shared/data/flickr8k"));
+  assert.equal(DATA, flickr8kDir());
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "notebooks-port", "prepare.ts")], {
+    env: { ...process.env, CAPTION_WORK_DIR: work, FLICKR8K_DIR: "/nonexistent/flickr8k" }, encoding: "utf8", timeout: 60_000,
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /data not found: \/nonexistent\/flickr8k/, "prepare's default --data is FLICKR8K_DIR");
+});
 
 test("the id split is deterministic, near its fractions, and independent of order", () => {
   const ids = Array.from({ length: 20000 }, (_, i) => i * 7 + 3);

@@ -19,6 +19,7 @@ import { diffValue } from "../server/gradio/event-sessions.ts";
 import { FileStore } from "../server/gradio/file-store.ts";
 import { gradioRouter } from "../server/gradio/index.ts";
 import { readInput } from "../server/gradio/read-input.ts";
+import { ResultStore } from "../server/result-store.ts";
 import { DATA, waitFor } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
@@ -52,7 +53,8 @@ async function listen(server: http.Server): Promise<string> {
 async function heldQueue(overrides: Partial<ServerConfig> = {}, { heartbeatMs = 25, warm = false } = {}) {
   const config = makeConfig({ port: 0, beam: 1, maxLen: 8, concurrency: 1, ...overrides });
   const jobs = createCaptionJobs({ captioner, config });
-  const server = http.createServer(express().use(gradioRouter({ config, jobs }, { sessions: { heartbeatMs } })));
+  const results = new ResultStore({ pixelLimit: config.pixelLimit });
+  const server = http.createServer(express().use(gradioRouter({ config, jobs, results }, { sessions: { heartbeatMs } })));
   const url = await listen(server);
   if (warm) assert.equal((await call(url, [`data:image/jpeg;base64,${JPEG.toString("base64")}`])).at(-1)?.event, "complete");
   let open!: () => void;
@@ -304,6 +306,18 @@ describe("the queue protocol, through the studio's queue", () => {
     const join = await post(`${url}/gradio_api/queue/join`, { data: [`data:image/jpeg;base64,${JPEG.toString("base64")}`], fn_index: 0, session_hash: "s" });
     assert.equal(join.status, 503);
   });
+
+  it("a queue that is shutting down refuses a join with the caption path's own words", T, async () => {
+    const { url, jobs, release } = await heldQueue();
+    const closed = jobs.close(60_000); // refuses new work at once, and stops the held caption
+    const held = release().catch(() => undefined);
+    const res = await post(`${url}/gradio_api/call/predict`, { data: [`data:image/jpeg;base64,${JPEG.toString("base64")}`] });
+    const body = (await res.json()) as { detail: string; error: string };
+    assert.equal(res.status, 503);
+    assert.equal(body.error, "shutting_down");
+    await assert.rejects(jobs.run(JPEG, jobs.options({})), (e: Error) => e.message === body.detail);
+    await Promise.all([closed, held]);
+  });
 });
 
 describe("bad input: HTTP 4xx JSON, or an `error` event, never a crash", () => {
@@ -389,6 +403,16 @@ describe("bad input: HTTP 4xx JSON, or an `error` event, never a crash", () => {
     big.append("files", new Blob([Buffer.alloc(300_000)]), "big.jpg");
     await refused(await upload(big), 413, "too_large", /file too large/);
     await refused(await upload(JPEG, { "Content-Type": "image/jpeg" }), 400, "bad_request", /multipart/);
+  });
+  it("too large reads the same here as on /api/caption", T, async () => {
+    const api = await fetch(`${url}/api/caption`, { method: "POST", body: new Uint8Array(300_000), headers: { "Content-Type": "image/jpeg" } });
+    assert.equal(api.status, 413);
+    const { message } = (await api.json()) as { message: string };
+    const big = new FormData();
+    big.append("files", new Blob([Buffer.alloc(300_000)]), "big.jpg");
+    const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    await refused(await fetch(`${url}/gradio_api/upload`, { method: "POST", body: big }), 413, "too_large", new RegExp(`^${escape(message)}$`));
+    await refused(await callWith([`data:image/jpeg;base64,${Buffer.alloc(300_000).toString("base64")}`]), 413, "too_large", new RegExp(`^${escape(message)}$`));
   });
   it("files that do not exist, and paths that try to leave", T, async () => {
     for (const p of ["upload/0123456789abcdef0123456789abcdef/x.jpg", "..%2F..%2Fpackage.json", "result/0123456789abcdef0123456789abcdef/caption.png", "%2Fetc%2Fpasswd"]) {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { bleu, ciderD, humanAgreement, objectRecall, rougeL, scoreCaptions } from "../notebooks-port/lib/metrics.ts";
 import { tokenize } from "../model/text.ts";
 
@@ -51,7 +52,7 @@ test("CIDEr-D: exact matches score 10 per n-gram order present", () => {
 });
 
 // Published-style sanity figures on the Flickr8k test split (reference values from pycocoevalcap).
-const dataDir = process.env.FLICKR8K_DIR ?? fileURLToPath(new URL("../../shared/data/flickr8k/", import.meta.url));
+const dataDir = flickr8kDir();
 const haveData = existsSync(join(dataDir, "Flickr8k.token.txt")) && existsSync(join(dataDir, "splits", "Flickr_8k.testImages.txt"));
 
 /** Tokenised captions of each test image, in caption-number order (#0..#4). */

@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { DEFAULT_MODEL_DIR, ImageError, loadCaptioner, loadDecoder, PrefixError, type Captioner } from "../model/index.ts";
-import { tokenize } from "../model/text.ts";
+import { detokenize, tokenize } from "../model/text.ts";
 import { tf } from "../model/tf.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
+import { readFlickr8k, type Flickr8k } from "../notebooks-port/lib/flickr8k.ts";
 import { DATA } from "./support/studio.ts";
 
 const hasData = existsSync(DATA);
@@ -23,17 +24,12 @@ before(async () => {
 });
 after(() => captioner?.dispose());
 
+let flickr: Flickr8k | undefined;
+/** Every 50th Flickr8k test photo (a spread of scenes, not just the first few), with its tokenised reference captions. */
 function testImages(n: number): { file: string; refs: string[][] }[] {
-  const names = readFileSync(path.join(DATA, "splits", "Flickr_8k.testImages.txt"), "utf8").split(/\r?\n/).filter(Boolean);
-  const caps = new Map<string, string[][]>();
-  for (const line of readFileSync(path.join(DATA, "Flickr8k.token.txt"), "utf8").split(/\r?\n/)) {
-    const [key, text] = line.split("\t");
-    if (!text) continue;
-    const img = key.replace(/#\d+$/, "");
-    caps.set(img, [...(caps.get(img) ?? []), tokenize(text)]);
-  }
-  // Every 50th test image: a spread of scenes, not just the first few.
-  return Array.from({ length: n }, (_, i) => names[i * 50]).map((f) => ({ file: path.join(DATA, "images", f), refs: caps.get(f)! }));
+  flickr ??= readFlickr8k(DATA); // the pipeline's own reader
+  const { imageDir, captions, splits } = flickr;
+  return Array.from({ length: n }, (_, i) => splits.test[i * 50]).map((f) => ({ file: path.join(imageDir, f), refs: captions.get(f)!.map(tokenize) }));
 }
 
 test("captions 20 test photos sensibly", { skip: !hasData && `no Flickr8k at ${DATA}` }, async () => {
@@ -60,7 +56,7 @@ test("steps() streams words with h*w attention grids and returns the same captio
   // Greedy without objects streams one word after another; grounded decoding (objects on, even at
   // beam 1) and beam search may rewrite the caption while it streams.
   for (const { beam, objects } of [{ beam: 1, objects: false }, { beam: 1, objects: true }, { beam: 3, objects: true }]) {
-    const seen: { index: number; hypothesis: string[] }[] = [];
+    const seen: { index: number; hypothesis: string[]; text: string }[] = [];
     const it = captioner.steps(bytes, { beam, objects });
     let r = await it.next();
     while (!r.done) {
@@ -70,12 +66,14 @@ test("steps() streams words with h*w attention grids and returns the same captio
       assert.ok(s.prob > 0 && s.prob <= 1);
       assert.equal(s.hypothesis.at(-1), s.word);
       assert.equal(s.index, s.hypothesis.length - 1, "a step's index is its word's place in the hypothesis");
-      seen.push({ index: s.index, hypothesis: s.hypothesis });
+      seen.push({ index: s.index, hypothesis: s.hypothesis, text: s.text });
       r = await it.next();
     }
     assert.ok(seen.length >= 3);
     if (beam === 1 && !objects) seen.forEach((s, i) => assert.equal(s.index, i, "greedy steps arrive in order"));
     assert.deepEqual(seen.at(-1)!.hypothesis, r.value.words.map((w) => w.word), "the last step is the final caption");
+    assert.equal(seen.at(-1)!.text, r.value.caption, "and its text is written as the caption is");
+    for (const s of seen) assert.equal(s.text, detokenize(s.hypothesis), "every step's text is its words");
     const direct = await captioner.caption(bytes, { beam, objects });
     assert.equal(direct.caption, r.value.caption);
   }
@@ -83,7 +81,8 @@ test("steps() streams words with h*w attention grids and returns the same captio
 
 test("no tensors leak after full, cancelled and failed captions", { skip: !hasData }, async () => {
   const [{ file }] = testImages(1);
-  const before = tf.memory().numTensors;
+  const before = captioner.memory().tensors;
+  assert.deepEqual(captioner.memory(), { tensors: tf.memory().numTensors, bytes: tf.memory().numBytes }, "memory() is tfjs's count");
   await captioner.caption(file, { beam: 3 });
   const ac = new AbortController();
   for await (const s of captioner.steps(file, { beam: 3, signal: ac.signal })) if (s.index === 1) break; // consumer stops early
@@ -94,7 +93,7 @@ test("no tensors leak after full, cancelled and failed captions", { skip: !hasDa
   await assert.rejects(it.next(), /gone/);
   await assert.rejects(captioner.caption(Buffer.from("not an image")), ImageError);
   await assert.rejects(captioner.caption(new Uint8Array(0)), /empty/);
-  assert.equal(tf.memory().numTensors, before);
+  assert.equal(captioner.memory().tensors, before);
 });
 
 test("by default both the encoder and the decoder run on onnxruntime (the fast path)", () => {

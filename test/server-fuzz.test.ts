@@ -13,18 +13,14 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import type { ClientEvents, ServerEvents } from "../server/events.ts";
 import { forgedHeaders, viaHttp as http, viaSocket as socket, type Outcome } from "./fuzz-client.ts";
 import { fuzzInputs, fuzzSeeds, type FuzzInput } from "./fuzz-inputs.ts";
-import { DATA, startStudio } from "./support/studio.ts";
-
-type Client = Socket<ServerEvents, ClientEvents>;
+import { connected, DATA, openClient, startStudio, type Client } from "./support/studio.ts";
 
 const FUZZ_INPUTS = 2400;
 const SOAK_CAPTIONS = 320;
@@ -49,12 +45,9 @@ async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: S
 }
 
 async function socketTo(url: string): Promise<Client> {
-  const s: Client = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+  const s = openClient(url);
   sockets.push(s);
-  await new Promise<void>((resolve, reject) => {
-    s.once("connect", () => resolve());
-    s.once("connect_error", reject);
-  });
+  await connected(s);
   return s;
 }
 

@@ -15,17 +15,14 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client as GradioClient, handle_file } from "@gradio/client";
 import sharp from "sharp";
-import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import type { Captioner } from "../model/types.ts";
 import { createApp, type StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
+import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
 import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
 import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
-import { DATA, handshakeStatus, startStudio, waitFor } from "./support/studio.ts";
-
-type Client = Socket<ServerEvents, ClientEvents>;
+import { connected, DATA, handshakeStatus, openClient, startStudio, waitFor, type Client } from "./support/studio.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const IMAGES = path.join(DATA, "images");
@@ -43,17 +40,14 @@ async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: S
   return { studio, url, port };
 }
 
-function socket(url: string, opts: Record<string, unknown> = {}): Client {
-  const s: Client = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true, ...opts });
+function socket(url: string, opts: Parameters<typeof openClient>[1] = {}): Client {
+  const s = openClient(url, opts);
   clients.push(s);
   return s;
 }
 
 function outcome(s: Client): Promise<{ connected: true } | { connected: false; error: Error }> {
-  return new Promise((resolve) => {
-    s.once("connect", () => resolve({ connected: true }));
-    s.once("connect_error", (error) => resolve({ connected: false, error }));
-  });
+  return connected(s).then(() => ({ connected: true as const }), (error: Error) => ({ connected: false as const, error }));
 }
 
 function caption(s: Client, req: Record<string, unknown>): Promise<{ ack: CaptionAck; end: Promise<DoneEvent | FailedEvent> }> {

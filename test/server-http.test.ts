@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import zlib from "node:zlib";
 import sharp, { type SharpOptions } from "sharp";
 import request from "supertest";
+import { toRgbSquare } from "../model/image.ts";
 import { loadCaptioner, PrefixError } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
@@ -154,6 +155,15 @@ describe("POST /api/caption", () => {
       assert.deepEqual([gif.raw.width, gif.raw.height, gif.raw.channels], [64, 64, 3]);
       const grey = await decodeUpload(await sharp(JPEG).toColourspace("b-w").png().toBuffer(), { pixelLimit: 1e8 });
       assert.equal(grey.raw.data.length, 224 * 224 * 3);
+    });
+
+    it("decodes uploads as the model does, and words their failures the same, naming the format", async () => {
+      assert.deepEqual([(await sharp(JPEG).metadata()).width, (await sharp(JPEG).metadata()).height], [224, 224]);
+      const upload = await decodeUpload(JPEG, { pixelLimit: 1e8 }, 224);
+      assert.ok(Buffer.from(upload.raw.data).equals(Buffer.from(await toRgbSquare(JPEG, 224))), "the same pixels");
+      const cut = JPEG.subarray(0, Math.floor(JPEG.length / 2));
+      await assert.rejects(toRgbSquare(cut, 224), { name: "ImageError", message: "truncated image: the file ends before the image does" });
+      await assert.rejects(decodeUpload(cut, { pixelLimit: 1e8 }), { name: "ImageError", message: "truncated JPEG: the file ends before the image does" });
     });
 
     it("judges type by content, not by name", () => {

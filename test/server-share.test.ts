@@ -13,18 +13,15 @@ import http from "node:http";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
-import { io as connect, type Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
+import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
 import { startShare, type Share } from "../server/share/index.ts";
 import { TunnelServer } from "./tunnel-server.ts";
-import { DATA, handshakeStatus, startStudio } from "./support/studio.ts";
-
-type Client = Socket<ServerEvents, ClientEvents>;
+import { connected, DATA, handshakeStatus, openClient, startStudio, type Client } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTO = path.join(IMAGES, readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort()[2]);
@@ -88,24 +85,14 @@ const cookieOf = (r: Reply) => (r.headers["set-cookie"] ?? []).map((c) => c.spli
 
 /** A socket.io-client socket through the tunnel, websocket only. */
 function socketTo(origin: string, opts: { query?: Record<string, string>; headers?: Record<string, string> } = {}): Client {
-  const socket: Client = connect(origin, { transports: ["websocket"], reconnection: false, forceNew: true, agent: tunnels.agent as never, query: opts.query, extraHeaders: opts.headers });
+  const socket = openClient(origin, { agent: tunnels.agent as never, query: opts.query, extraHeaders: opts.headers });
   clients.push(socket);
   return socket;
 }
 
-function connected(socket: Client): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => resolve());
-    socket.once("connect_error", reject);
-  });
-}
-
 /** The HTTP status of a refused handshake. */
 function refused(socket: Client): Promise<number | undefined> {
-  return new Promise((resolve, reject) => {
-    socket.once("connect", () => reject(new Error("connected without credentials")));
-    socket.once("connect_error", (err) => resolve(handshakeStatus(err)));
-  });
+  return connected(socket).then(() => Promise.reject(new Error("connected without credentials")), handshakeStatus);
 }
 
 /** Captions over a socket; resolves with done/failed and the number of steps seen. */

@@ -7,16 +7,13 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Socket } from "socket.io-client";
 import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
 import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import type { CaptionAck, ClientEvents, DoneEvent, FailedEvent, ServerEvents, StepEvent } from "../server/events.ts";
-import { connectClient, DATA, startStudio, waitFor } from "./support/studio.ts";
-
-type Client = Socket<ServerEvents, ClientEvents>;
+import type { CaptionAck, DoneEvent, FailedEvent, StepEvent } from "../server/events.ts";
+import { connectClient, DATA, startStudio, waitFor, type Client } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 6);

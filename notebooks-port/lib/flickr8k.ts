@@ -7,7 +7,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const DEFAULT_DATA_DIR = path.resolve(REPO_ROOT, "../shared/data/flickr8k");
+
+/**
+ * The one answer to "where is Flickr8k?", for the pipeline, the tests and the benchmarks:
+ * FLICKR8K_DIR when set, else the copy in ../shared (read in place, never copied into the repo).
+ */
+export function flickr8kDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FLICKR8K_DIR || path.resolve(REPO_ROOT, "../shared/data/flickr8k");
+}
+
+export const DEFAULT_DATA_DIR = flickr8kDir();
 
 export class DataError extends Error {
   override name = "DataError";

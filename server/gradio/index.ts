@@ -18,24 +18,27 @@
  * show; `error` is the studio's code); errors while captioning are Gradio error messages.
  */
 import { randomUUID } from "node:crypto";
-import express, { type ErrorRequestHandler, type Request, type Response } from "express";
+import express, { type Request, type Response } from "express";
 import multer from "multer";
 import type { CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { sniffImageType } from "../decode-upload.ts";
-import { requestError, StudioError, toClientError } from "../errors.ts";
+import { admit, jsonErrorHandler, StudioError } from "../errors.ts";
 import { ErrorCode } from "../events.ts";
 import { renderPicture } from "../picture.ts";
-import { ResultStore } from "../result-store.ts";
+import type { ResultStore } from "../result-store.ts";
 import { EventSessions, type SessionLimits, type StreamFormat } from "./event-sessions.ts";
 import { FileStore, type FileStoreLimits } from "./file-store.ts";
 import { API_NAME, API_PREFIX, FN_INDEX, gradioSpec } from "./gradio-spec.ts";
 import { createPredictor } from "./predictor.ts";
 import { readInput } from "./read-input.ts";
 
+/** The app's own components (server/app.ts builds each once); the Gradio routes share them. */
 export interface GradioDeps {
   config: ServerConfig;
   jobs: CaptionJobs;
+  /** Result pictures, drawn when fetched at /gradio_api/file=result/<event id>/caption.png. */
+  results: ResultStore;
 }
 
 export interface GradioOptions {
@@ -73,13 +76,12 @@ function fail(code: ErrorCode, message: string): never {
   throw new StudioError(code, message);
 }
 
-export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOptions = {}): express.Router {
+export function gradioRouter({ config, jobs, results }: GradioDeps, options: GradioOptions = {}): express.Router {
   const router = express.Router();
   const spec = gradioSpec({ title: "Caption Studio", maxFileSize: config.uploadLimit });
   const files = new FileStore({ ...uploadDefaults(config.uploadLimit), ...options.uploads });
   const limits = { ...SESSION_DEFAULTS, ...options.sessions };
   const sessions = new EventSessions(limits);
-  const results = new ResultStore({ pixelLimit: config.pixelLimit });
   const predictor = createPredictor({ jobs, sessions, results });
 
   // Room for a base64 data URL of the largest upload.
@@ -89,17 +91,10 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
     limits: { fileSize: config.uploadLimit, files: MAX_FILES_PER_UPLOAD, fields: 8, fieldSize: 1024, parts: MAX_FILES_PER_UPLOAD + 8 },
   }).array("files", MAX_FILES_PER_UPLOAD);
 
-  /** Checks that the queue takes work now (a full queue is answered 503, which Gradio's clients read as "queue full"). */
-  function checkOpen(): void {
-    const s = jobs.stats;
-    if (s.closing) fail(ErrorCode.ShuttingDown, "Queue is stopped: the server is shutting down.");
-    if (s.running >= s.concurrency && s.waiting >= s.maxQueue) fail(ErrorCode.Busy, "the server is busy: the queue is full; try again shortly");
-  }
-
   /** Starts a prediction of `value` in `sessionHash`; returns its event id. */
   function start(req: Request, sessionHash: string, eventId: string, value: unknown): string {
     const bytes = readInput(value, { files, uploadLimit: config.uploadLimit });
-    checkOpen();
+    admit(jobs.stats); // here, not in the background run: a full queue is this request's 503
     const signal = sessions.join(sessionHash, eventId);
     void jobs.track(predictor.run({ eventId, bytes, root: publicRoot(req), signal }));
     return eventId;
@@ -241,13 +236,10 @@ export function gradioRouter({ config, jobs }: GradioDeps, options: GradioOption
     res.status(404).json({ detail: `no such endpoint: ${req.method} ${req.baseUrl}${req.path}`, error: ErrorCode.NotFound });
   });
 
-  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const e = requestError(err, config.uploadLimit, `send files in the multipart field "files" (at most ${MAX_FILES_PER_UPLOAD})`) ?? toClientError(err);
-    if (res.headersSent || res.destroyed) return;
+  const onError = jsonErrorHandler(config.uploadLimit, `send files in the multipart field "files" (at most ${MAX_FILES_PER_UPLOAD})`, (res, e) => {
     // Gradio answers a full queue with 503: its clients say "busy" for that status.
-    if (e.code === ErrorCode.Busy) res.set("Retry-After", "2");
     res.status(e.code === ErrorCode.Busy ? 503 : e.status).json({ detail: e.message, error: e.code });
-  };
+  });
   api.use(onError);
   router.use(onError);
   return router;

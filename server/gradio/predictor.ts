@@ -6,7 +6,6 @@
  * error. The picture is drawn when it is fetched (server/picture.ts, from a ResultStore), so
  * clients that want only the text pay nothing for it.
  */
-import { detokenize } from "../../model/text.ts";
 import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import { toClientError } from "../errors.ts";
 import type { ResultStore } from "../result-store.ts";
@@ -83,10 +82,9 @@ export function createPredictor({ jobs, sessions, results }: PredictorDeps): Pre
           sessions.send(eventId, { msg: "process_starts", event_id: eventId, eta: mean() });
         },
         onStep: (step) => {
-          const text = detokenize(step.hypothesis); // written as the final caption is
-          if (text === shown) return;
-          shown = text;
-          sessions.send(eventId, { msg: "process_generating", event_id: eventId, output: output([text, null], true), success: true });
+          if (step.text === shown) return;
+          shown = step.text;
+          sessions.send(eventId, { msg: "process_generating", event_id: eventId, output: output([step.text, null], true), success: true });
         },
       });
       meanMs = meanMs === null ? out.ms : meanMs + SMOOTHING * (out.ms - meanMs);

@@ -7,14 +7,13 @@
  *   GET  /api/health                     readiness, queue and memory figures
  * Errors are JSON `{ error: <code>, message }` with a matching status (400, 413, 429, 503...).
  */
-import express, { type ErrorRequestHandler, type RequestHandler } from "express";
+import express, { type RequestHandler } from "express";
 import multer from "multer";
-import { tf } from "../../model/tf.ts";
-import type { Captioner } from "../../model/types.ts";
+import type { Captioner } from "../../model/index.ts";
 import { toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
 import { decodeUpload } from "../decode-upload.ts";
-import { requestError, StudioError, toClientError } from "../errors.ts";
+import { jsonErrorHandler, StudioError } from "../errors.ts";
 import { ErrorCode } from "../events.ts";
 import { renderPicture } from "../picture.ts";
 import { STORED_SIDE, type ResultStore } from "../result-store.ts";
@@ -27,8 +26,6 @@ export interface ApiDeps {
   startedAt: number;
 }
 
-
-/** Turns body-parser and multer failures into client errors; null for anything else. */
 export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDeps): express.Router {
   const router = express.Router();
   const multipart = multer({
@@ -46,7 +43,7 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
       ready: !stats.closing,
       model: { grid: captioner.grid, vocabulary: captioner.words.length, card: captioner.card !== null },
       queue: { running: stats.running, waiting: stats.waiting, concurrency: stats.concurrency, maxQueue: stats.maxQueue },
-      memory: { rssMb: Math.round((mem.rss / 1048576) * 10) / 10, heapMb: Math.round((mem.heapUsed / 1048576) * 10) / 10, tensors: tf.memory().numTensors },
+      memory: { rssMb: Math.round((mem.rss / 1048576) * 10) / 10, heapMb: Math.round((mem.heapUsed / 1048576) * 10) / 10, tensors: captioner.memory().tensors },
       uptimeS: Math.round((Date.now() - startedAt) / 1000),
     });
   });
@@ -95,12 +92,8 @@ export function apiRouter({ captioner, config, jobs, results, startedAt }: ApiDe
     res.status(404).json({ error: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${req.baseUrl}${req.path}` });
   });
 
-  const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const e = requestError(err, config.uploadLimit, 'unexpected file field: send the image in the field "image", one file only') ?? toClientError(err);
-    if (res.headersSent || res.destroyed) return;
-    if (e.code === ErrorCode.Busy) res.set("Retry-After", "2");
+  router.use(jsonErrorHandler(config.uploadLimit, 'unexpected file field: send the image in the field "image", one file only', (res, e) => {
     res.status(e.status).json({ error: e.code, message: e.message });
-  };
-  router.use(onError);
+  }));
   return router;
 }

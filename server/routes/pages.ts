@@ -5,7 +5,7 @@
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import express from "express";
-import type { Captioner } from "../../model/types.ts";
+import type { Captioner } from "../../model/index.ts";
 import type { ServerConfig } from "../config.ts";
 import { ErrorCode } from "../events.ts";
 import { cardView } from "../model-card.ts";

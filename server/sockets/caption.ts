@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { Socket } from "socket.io";
 import { objectIndex, toChoices, toObjectResults, toWordResults, type CaptionJobs } from "../caption-jobs.ts";
 import type { ServerConfig } from "../config.ts";
-import { StudioError, toClientError, tooLargeMessage } from "../errors.ts";
+import { admit, StudioError, toClientError, tooLargeMessage } from "../errors.ts";
 import { ErrorCode, type CaptionAck, type CaptionRequest, type ClientEvents, type ServerEvents, type StepEvent } from "../events.ts";
 import type { ResultStore } from "../result-store.ts";
 
@@ -28,7 +28,7 @@ function readRequest(req: unknown, config: ServerConfig, jobs: CaptionJobs) {
   else if (image instanceof ArrayBuffer) bytes = new Uint8Array(image);
   else throw new StudioError(ErrorCode.BadRequest, "image must be binary data (ArrayBuffer, Uint8Array or Buffer)");
   if (bytes.length > config.uploadLimit) {
-    throw new StudioError(ErrorCode.TooLarge, `${tooLargeMessage(config.uploadLimit)} (this one is ${(bytes.length / 1048576).toFixed(1)} MB)`);
+    throw new StudioError(ErrorCode.TooLarge, tooLargeMessage(config.uploadLimit, bytes.length));
   }
   return { bytes, opts: jobs.options({ beam, maxLen, objects, prefix }) };
 }
@@ -41,8 +41,9 @@ export function registerCaptionSocket(socket: StudioSocket, { jobs, results, con
     let id: string | null = null;
     try {
       const { bytes, opts } = readRequest(req, config, jobs);
-      // Refused during shutdown without touching the job that is finishing.
-      if (jobs.stats.closing) throw new StudioError(ErrorCode.ShuttingDown, "the server is shutting down; try again in a moment");
+      // Refused during shutdown without touching the job that is finishing. A full queue is left to
+      // jobs.run: replacing this client's own waiting job may make room.
+      admit({ closing: jobs.stats.closing, full: false });
       current?.ctl.abort(new StudioError(ErrorCode.Cancelled, "replaced by a newer caption"));
       const mine = { id: randomUUID(), ctl: new AbortController() };
       id = mine.id;

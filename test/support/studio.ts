@@ -1,16 +1,17 @@
 /** What the server tests share: where the photos are, and a real studio on a random loopback port. */
 import type { AddressInfo } from "node:net";
-import { io as connect, type Socket } from "socket.io-client";
+import { io as connect, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Captioner } from "../../model/types.ts";
+import { flickr8kDir } from "../../notebooks-port/lib/flickr8k.ts";
 import { createApp, type StudioApp } from "../../server/app.ts";
 import { makeConfig, type ServerConfig } from "../../server/config.ts";
 import type { ClientEvents, ServerEvents } from "../../server/events.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** Flickr8k, read in place (never copied into the repo); FLICKR8K_DIR points elsewhere. */
-export const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "..", "shared", "data", "flickr8k");
+/** Flickr8k, where the pipeline finds it (FLICKR8K_DIR, else ../shared/data/flickr8k). */
+export const DATA = flickr8kDir();
 export const IMAGES = path.join(DATA, "images");
 /** COCO's everyday photos (coco-dev), read in place too; COCO_DEV_DIR points elsewhere. */
 export const COCO = process.env.COCO_DEV_DIR ?? path.resolve(ROOT, "..", "shared", "data", "coco-dev");
@@ -33,13 +34,29 @@ export async function waitFor(cond: () => boolean, ms = 60_000): Promise<void> {
   }
 }
 
-/** A Socket.IO client of the studio's typed events, connected over a websocket (no reconnects); the caller closes it. */
-export async function connectClient(url: string): Promise<Socket<ServerEvents, ClientEvents>> {
-  const socket: Socket<ServerEvents, ClientEvents> = connect(url, { transports: ["websocket"], reconnection: false, forceNew: true });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", resolve);
+/** A Socket.IO client of the studio's typed events. */
+export type Client = Socket<ServerEvents, ClientEvents>;
+
+/**
+ * The one way tests open a Socket.IO client: websocket only, no reconnects, a fresh connection
+ * each time; `opts` adds headers, a query or an agent. Not yet connected; the caller closes it.
+ */
+export function openClient(url: string, opts: Partial<ManagerOptions & SocketOptions> = {}): Client {
+  return connect(url, { transports: ["websocket"], reconnection: false, forceNew: true, ...opts });
+}
+
+/** Resolves when `socket` connects; rejects with its `connect_error` (see handshakeStatus). */
+export function connected(socket: Client): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
     socket.once("connect_error", reject);
   });
+}
+
+/** openClient, connected; the caller closes it. */
+export async function connectClient(url: string, opts: Partial<ManagerOptions & SocketOptions> = {}): Promise<Client> {
+  const socket = openClient(url, opts);
+  await connected(socket);
   return socket;
 }
 
