@@ -1,24 +1,28 @@
 /**
  * Captioning speed on this machine: end-to-end greedy caption of a 224 px JPEG (decode + encoder
  * + decoder), encoder time, decoder time per step, each on onnxruntime (what the app uses) and on
- * tfjs-wasm (the reference), the encoder's FLOP count against a matmul roofline measured in the
- * same run, model load time and peak RSS; end to end with objects (detection + grounding) against
- * without them, on Flickr8k and coco-dev photos. Prints medians.
+ * tfjs-wasm (the reference), the encoder's and the decoder step's FLOP counts against matmul
+ * rooflines (tfjs-wasm and onnxruntime, 1 thread) measured in the same run, model load time and
+ * peak RSS; end to end with objects (detection + grounding) against without them, on Flickr8k and
+ * coco-dev photos, and against the encoder's own time. Prints medians.
  *   npm run bench
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { fileURLToPath } from "node:url";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadCaptioner, loadDecoder, toParams } from "../model/index.ts";
 import { onnxDecoder } from "../model/onnx-decoder.ts";
+import { modelProto, nodeProto, tensorProto, valueInfo } from "../model/onnx-proto.ts";
+import { importOnnxRuntime } from "../model/onnxruntime.ts";
 import { ensembleDecoder, tfDecoder } from "../model/step-decoder.ts";
 import { START } from "../model/vocab.ts";
 import { initBackend, tf } from "../model/tf.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const DATA = flickr8kDir();
 const N = Number(process.argv[2] ?? 50);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -32,6 +36,15 @@ const a = tf.randomNormal([512, 512]), b = tf.randomNormal([512, 1024]);
 const mmMs: number[] = [];
 for (let i = 0; i < 15; i++) mmMs.push(await time(() => tf.matMul(a, b).dataSync()));
 const gflops = (2 * 512 * 512 * 1024) / median(mmMs.slice(3)) / 1e6;
+// The same matmul on onnxruntime, 1 thread (what the decoder step runs on): its own roofline.
+const ort = await importOnnxRuntime();
+const mmModel = modelProto("matmul", { nodes: [nodeProto("MatMul", ["x", "w"], ["y"])], inits: [tensorProto("w", [512, 1024], (await b.data()) as Float32Array)], inputs: [valueInfo("x", [512, 512])], outputs: [valueInfo("y", [512, 1024])] });
+const mmSession = await ort.InferenceSession.create(mmModel, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+const x = new ort.Tensor("float32", (await a.data()) as Float32Array, [512, 512]);
+const ortMs: number[] = [];
+for (let i = 0; i < 15; i++) ortMs.push(await time(() => mmSession.run({ x })));
+const ortGflops = (2 * 512 * 512 * 1024) / median(ortMs.slice(3)) / 1e6;
+await mmSession.release();
 tf.dispose([a, b]);
 
 // Encoder FLOPs: every convolution and matmul each graph's output node depends on.
@@ -85,12 +98,17 @@ for (const runtime of ["onnx", "tfjs"] as const) {
 // Decoder alone, one step at a time for 1 and 3 rows (greedy, beam 3), on both runtimes.
 const { config, members } = loadDecoder(DEFAULT_MODEL_DIR);
 if (!feats) throw new Error("no encoder runtime could load");
+// One step's FLOPs per row and member: every matmul (2 per multiply-add) of decoder.ts step() and the vocabulary projection.
+const { hiddenDim: H, attnDim: A, outDim: O, featureDim: D, embedDim: E, vocabSize: V } = config;
+const L = config.grid[0] * config.grid[1];
+const stepFlops = members.length * 2 * (H * (A + 1 + 4 * H) + 2 * L * A + L * D + D * (4 * H + O) + E * (4 * H + O) + H * O + O * V);
 const stepMs: Record<string, Record<number, number[]>> = {};
-for (const runtime of ["onnx", "tfjs"] as const) {
+// The app's decoder (onnxruntime, int8 weights), the same graph in float32, and tfjs (the reference).
+for (const runtime of ["onnx int8", "onnx float32", "tfjs"] as const) {
   const params = runtime === "tfjs" ? members.map((m) => toParams(config, m)) : [];
-  const onnx = runtime === "onnx" ? await onnxDecoder(members, config).then((d) => [d]).catch(() => null) : [];
-  if (!onnx) continue;
-  const decoder = ensembleDecoder(runtime === "tfjs" ? params.map(tfDecoder) : onnx);
+  const onnx = runtime === "tfjs" ? null : await onnxDecoder(members, config, { int8: runtime === "onnx int8" }).catch(() => null);
+  if (runtime !== "tfjs" && !onnx) continue;
+  const decoder = onnx ?? ensembleDecoder(params.map(tfDecoder));
   stepMs[runtime] = { 1: [], 3: [] };
   for (const rows of [1, 3]) {
     const run = await decoder.start(feats, rows);
@@ -99,7 +117,7 @@ for (const runtime of ["onnx", "tfjs"] as const) {
     run.dispose();
   }
   tf.dispose(params.flatMap((p) => Object.values(p)));
-  await Promise.all(onnx.map((d) => d.release()));
+  await onnx?.release();
 }
 feats.dispose();
 
@@ -147,20 +165,29 @@ for (const v of VARIANTS) {
 }
 const rssMb = process.resourceUsage().maxRSS / 1024;
 console.log(`captioning benchmark (${N} Flickr8k JPEGs, 224 px), medians:`);
-console.log(`  matmul roofline (tfjs-wasm, 512x512x1024, 1 thread): ${gflops.toFixed(1)} GFLOP/s`);
+console.log(`  matmul roofline (512x512x1024, 1 thread): tfjs-wasm ${gflops.toFixed(1)} GFLOP/s, onnxruntime ${ortGflops.toFixed(1)} GFLOP/s`);
 for (const [runtime, ms] of Object.entries(encMs)) {
   const m = median(ms);
   console.log(`  encoder ${spec.name} on ${runtime}${runtime === "onnx" ? " (2 threads)" : " (1 thread)"}: ${(flops / 1e9).toFixed(3)} GFLOP per image -> ${m.toFixed(1)} ms = ${(flops / m / 1e6).toFixed(1)} GFLOP/s (${((100 * flops) / m / 1e6 / gflops).toFixed(0)}% of the 1-thread roofline; roofline time ${(flops / gflops / 1e6).toFixed(1)} ms)`);
 }
 console.log(`  JPEG decode + resize: ${median(decodeMs).toFixed(1)} ms`);
+const flopMs = (rows: number, g: number) => (rows * stepFlops) / g / 1e6;
+console.log(`  decoder step: ${(stepFlops / 1e6).toFixed(1)} MFLOP per row (${members.length}-decoder ensemble); FLOP time at the tfjs / onnxruntime roofline ${flopMs(1, gflops).toFixed(2)} / ${flopMs(1, ortGflops).toFixed(2)} ms for 1 row, ${flopMs(3, gflops).toFixed(2)} / ${flopMs(3, ortGflops).toFixed(2)} ms for 3`);
 for (const [runtime, ms] of Object.entries(stepMs)) {
-  console.log(`  decoder step on ${runtime} (1 thread): ${median(ms[1].slice(5)).toFixed(2)} ms for 1 row (greedy), ${median(ms[3].slice(5)).toFixed(2)} ms for 3 rows (beam 3)${members.length > 1 ? `, ${members.length}-decoder ensemble` : ""}`);
+  const [m1, m3] = [median(ms[1].slice(5)), median(ms[3].slice(5))];
+  const x = (m: number, rows: number) => `${(m / flopMs(rows, gflops)).toFixed(2)}x / ${(m / flopMs(rows, ortGflops)).toFixed(2)}x`;
+  console.log(`  decoder step on ${runtime} (1 thread): ${m1.toFixed(2)} ms for 1 row (greedy) = ${x(m1, 1)} its FLOP time, ${m3.toFixed(2)} ms for 3 rows (beam 3) = ${x(m3, 3)} (target <= 2x)`);
 }
 for (const [name, r] of Object.entries(e2e)) {
   const n = r.beam[1].length;
   console.log(`  ${name}: ${r.runtime}; ${n} images, ${r.objects.toFixed(2)} objects per photo`);
   console.log(`    greedy: end-to-end ${median(r.beam[1]).toFixed(1)} ms (p99 ${p99(r.beam[1]).toFixed(1)}), first word ${median(r.firstWord).toFixed(1)} ms, then ${median(r.perWord).toFixed(2)} ms per word`);
   console.log(`    beam 3: end-to-end ${median(r.beam[3]).toFixed(1)} ms (p99 ${p99(r.beam[3]).toFixed(1)})`);
+  const enc = encMs[r.runtime.startsWith("encoder onnx") ? "onnx" : "tfjs"], step = stepMs[r.runtime.endsWith("decoder onnx") ? "onnx int8" : "tfjs"];
+  if (enc && step) {
+    const e = median(enc), s1 = median(step[1].slice(5));
+    console.log(`    greedy end to end / encoder: ${(median(r.beam[1]) / e).toFixed(2)}x (target <= 1.4x); first word ${median(r.firstWord).toFixed(1)} ms against encoder + 2 steps ${(e + 2 * s1).toFixed(1)} ms (JPEG decode ${median(decodeMs).toFixed(1)} ms not in the encoder's time)`);
+  }
 }
 for (const set of ["flickr8k", "coco"]) {
   const on = e2e[`${VARIANTS[0].name} on ${set}`], off = e2e[`${VARIANTS[1].name} on ${set}`];

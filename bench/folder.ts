@@ -10,12 +10,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadDecoder } from "../model/index.ts";
 import { ROOT, parseConfig, runStep } from "./server-harness.ts";
 
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const DATA = flickr8kDir();
 
 const defaults = { n: 200, concurrency: "1,4,8", batch: 8, objects: "on" };
 

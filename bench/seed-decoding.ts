@@ -15,7 +15,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { imageState, step, toLogits, wordInput, type Params } from "../model/decoder.ts";
 import { encoderSpec, loadEncoder, type Encoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
@@ -26,8 +26,7 @@ import { ensembleDecoder, tfDecoder, type StepDecoder } from "../model/step-deco
 import { initBackend, tf } from "../model/tf.ts";
 import { END, PAD, START } from "../model/vocab.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = process.env.FLICKR8K_DIR ?? path.resolve(ROOT, "../shared/data/flickr8k");
+const DATA = flickr8kDir();
 const N = Number(process.argv[2] ?? 20);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 

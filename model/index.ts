@@ -51,6 +51,13 @@ export interface LoadOptions {
    * extra then); every call behaves as with CaptionOptions.objects false. Default true.
    */
   objects?: boolean;
+  /**
+   * The decoder's big matrices on onnxruntime: "int8" (default; one scale per column, and each step
+   * reads a quarter of the bytes: a step mostly streams its weights, so it runs about 4x faster) or
+   * "float32" (the same numbers as the tfjs reference, which tests compare against). The model card
+   * has both's dev scores. tfjs always runs float32.
+   */
+  decoderWeights?: "int8" | "float32";
 }
 
 /** At most this many objects are listed per photo. */
@@ -126,11 +133,11 @@ export function toParams(config: DecoderConfig, arrays: Record<string, NamedArra
  * The decoder on the requested runtime. "auto" takes onnxruntime-node when it is installed and
  * can build the graphs, else tfjs.
  */
-async function stepDecoders(config: DecoderConfig, members: Record<string, NamedArray>[], runtime: Runtime | "auto") {
+async function stepDecoders(config: DecoderConfig, members: Record<string, NamedArray>[], runtime: Runtime | "auto", weights: "int8" | "float32") {
   if (runtime !== "tfjs") {
     try {
       // The whole ensemble in one pair of graphs: one native call per step.
-      const onnx = await onnxDecoder(members, config);
+      const onnx = await onnxDecoder(members, config, { int8: weights === "int8" });
       return { runtime: "onnx" as const, decoder: onnx, dispose: () => void onnx.release() };
     } catch (e) {
       if (runtime === "onnx") throw new Error(`the decoder cannot run on onnxruntime: ${(e as Error).message}`);
@@ -146,7 +153,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   await initBackend();
   const runtime = opts.runtime ?? "auto";
   const { config, members, vocab, extraWords } = loadDecoder(modelDir);
-  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: opts.objects ?? true }), stepDecoders(config, members, runtime)]);
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: opts.objects ?? true }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as Record<string, unknown>) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {

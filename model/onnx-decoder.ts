@@ -7,9 +7,11 @@
  * the reference (test/onnx.test.ts checks that both give the same log-probabilities and captions).
  *
  * Why: at batch 1-10 a step is ~40 tiny ops per member; tfjs-wasm pays a fixed dispatch cost per
- * op, and each onnxruntime call a fixed cost of its own. The LSTM state stays in onnxruntime's
- * tensors between steps, and beam reordering is a Gather inside the next step (`from`), so nothing
- * is copied in JavaScript. bench/caption.ts has the figures.
+ * op, and each onnxruntime call a fixed cost of its own. Beam reordering is a Gather inside the next
+ * step (`from`). At a few rows a step mostly streams its weights from memory (about 17 MB per
+ * member in float32), so two things cut its time: int8 weights (`int8`: a quarter of the bytes,
+ * each row's activations quantised on their own), and batching the steps that concurrent captions
+ * ask for into one call. bench/caption.ts and bench/folder.ts have the figures.
  */
 import type { DecoderConfig } from "./config.ts";
 import { INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
@@ -45,6 +47,49 @@ class Graph {
     return name;
   }
 
+  /**
+   * The weight as int8 with one scale per output column (symmetric: round(w / scale), scale = max |w| / 127).
+   * Returns [weight, scales].
+   */
+  int8(name: string): [string, string] {
+    const q = `${name}/int8`, sc = `${name}/scale`;
+    if (!this.added.has(q)) {
+      const w = this.weights[name];
+      if (!w || w.shape.length !== 2) throw new Error(`decoder weights have no matrix ${name}`);
+      const [rows, cols] = w.shape;
+      const scale = new Float32Array(cols);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) scale[j] = Math.max(scale[j], Math.abs(w.data[i * cols + j]));
+      for (let j = 0; j < cols; j++) scale[j] = scale[j] / 127 || 1;
+      const data = new Int8Array(rows * cols);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) data[i * cols + j] = Math.round(w.data[i * cols + j] / scale[j]);
+      this.added.add(q);
+      this.inits.push(tensorProto(q, [rows, cols], data), tensorProto(sc, [cols], scale));
+    }
+    return [q, sc];
+  }
+
+  /**
+   * x [K, n] times an int8 weight: each row of x is quantised on its own (symmetric, scale = max |row| / 127),
+   * so a row's result never depends on the other rows in the batch (other images, other beams).
+   */
+  rowInt8MatMul(x: string, name: string): string {
+    const [q, colScale] = this.int8(name);
+    const scale = this.one("Max", [this.one("Div", [this.one("ReduceMax", [this.one("Abs", [x])], { axes: [1], keepdims: 1 }), this.float(127)]), this.float(1e-12)]); // [K, 1]
+    // As uint8 around a zero point of 128: onnxruntime's fast kernels take unsigned activations.
+    const xq = this.one("Cast", [this.one("Add", [this.one("Round", [this.one("Div", [x, scale])]), this.float(128)])], { to: 2 }); // uint8
+    const acc = this.one("Cast", [this.one("MatMulInteger", [xq, q, this.uint8(128)])], { to: 1 }); // int32 -> float
+    return this.one("Mul", [this.one("Mul", [acc, scale]), colScale]);
+  }
+
+  uint8(value: number): string {
+    const name = `u8/${value}`;
+    if (!this.added.has(name)) {
+      this.added.add(name);
+      this.inits.push(tensorProto(name, [], Uint8Array.of(value)));
+    }
+    return name;
+  }
+
   float(value: number): string {
     const name = `f32/${value}`;
     if (!this.added.has(name)) {
@@ -64,6 +109,7 @@ class Graph {
   one(type: string, inputs: string[], attrs: Record<string, Attr> = {}, name?: string): string {
     return this.op(type, inputs, attrs, 1, name ? [name] : undefined)[0];
   }
+
 }
 
 /** Member m's weight `name` is `m<m>/<name>` in the graphs; its state and keys are h<m>, c<m>, keys<m>. */
@@ -71,7 +117,7 @@ const prefixed = (members: readonly Record<string, NamedArray>[]) =>
   Object.fromEntries(members.flatMap((w, m) => Object.entries(w).map(([name, a]) => [`m${m}/${name}`, a])));
 
 /** Builds the "start" and "step" models from the members' float32 weights (one member: a plain decoder). */
-export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c: DecoderConfig): { start: Uint8Array; step: Uint8Array } {
+export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c: DecoderConfig, o: { int8?: boolean } = {}): { start: Uint8Array; step: Uint8Array } {
   const { hiddenDim: H, attnDim: A, outDim: O, featureDim: D, vocabSize: V } = c;
   const L = c.grid[0] * c.grid[1];
   const n = members.length;
@@ -103,7 +149,8 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
   const logps: string[] = [], alphas: string[] = [];
   for (const m of ms) {
     const w = (name: string) => g.weight(`m${m}/${name}`);
-    const mm = (x: string, name: string) => g.one("MatMul", [x, w(name)]);
+    // The per-row matmuls, which stream the big matrices, in int8 when asked (4x fewer bytes to read).
+    const mm = (x: string, name: string) => (o.int8 && name !== "attnScore" ? g.rowInt8MatMul(x, `m${m}/${name}`) : g.one("MatMul", [x, w(name)]));
     const h = g.one("Gather", [`h${m}`, "from"], { axis: 0 }), c0 = g.one("Gather", [`c${m}`, "from"], { axis: 0 });
     const word = mm(g.one("Gather", [w("embedding"), "prev"], { axis: 0 }), "wordIn"); // [K, 4H + O]
     const [query, gateLogit, recurrent] = g.op("Split", [mm(h, "hidden"), g.ints([A, 1, 4 * H])], { axis: 1 }, 3);
@@ -170,11 +217,11 @@ interface Pending {
  * weights (about 17 MB per member), so more rows cost little more. Throws when onnxruntime-node is
  * missing or cannot build the graphs; callers fall back to tfjs.
  */
-export async function onnxDecoder(members: readonly Record<string, NamedArray>[], c: DecoderConfig): Promise<OnnxDecoder> {
+export async function onnxDecoder(members: readonly Record<string, NamedArray>[], c: DecoderConfig, o: { int8?: boolean } = {}): Promise<OnnxDecoder> {
   if (!members.length) throw new Error("onnxDecoder needs at least one member's weights");
   const ort = await importOnnxRuntime();
   type Tensor = InstanceType<typeof ort.Tensor>;
-  const { start, step } = decoderToOnnx(members, c);
+  const { start, step } = decoderToOnnx(members, c, o);
   // One thread: at these sizes (a few hundred thousand multiply-adds per op) splitting work
   // across threads costs more in synchronisation than it saves.
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };

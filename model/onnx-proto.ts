@@ -32,13 +32,13 @@ export class Pb {
 }
 
 /** ONNX TensorProto element types. */
-export const FLOAT = 1, INT32 = 6, INT64 = 7;
+export const FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6, INT64 = 7;
 export type Attr = number | number[] | string;
 
-export function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64Array): Pb {
+export function tensorProto(name: string, dims: number[], data: Float32Array | BigInt64Array | Int8Array | Uint8Array): Pb {
   const t = new Pb();
   for (const d of dims) t.int(1, d);
-  t.int(2, data instanceof Float32Array ? FLOAT : INT64).str(8, name);
+  t.int(2, data instanceof Float32Array ? FLOAT : data instanceof Int8Array ? INT8 : data instanceof Uint8Array ? UINT8 : INT64).str(8, name);
   return t.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 

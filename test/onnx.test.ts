@@ -143,3 +143,35 @@ test("captions decoded at the same time share each step's native call and come o
   await decoder.release();
   encoder.dispose();
 });
+
+test("int8 decoder weights (the app's default) stay close to float32's: the same first words, and most captions the same (17 of 20 here; dev scores in the model card)", { skip: !existsSync(DATA) && `no Flickr8k at ${DATA}` }, async () => {
+  const { config, members, vocab } = loadDecoder(DEFAULT_MODEL_DIR);
+  const [exact, int8] = [await onnxDecoder(members, config), await onnxDecoder(members, config, { int8: true })];
+  const encoder = await loadEncoder(encoderSpec(config.encoder), "onnx");
+  const files = readdirSync(path.join(DATA, "images")).sort().filter((_, i) => i % 300 === 0).slice(0, 20);
+  let same = 0, worst = 0, top1 = 0;
+  for (const f of files) {
+    const feats = await encoder.encode([await toRgbSquare(path.join(DATA, "images", f), encoder.spec.inputSize)]);
+    const [a, b] = [await exact.start(feats, 1), await int8.start(feats, 1)];
+    const [x, y] = [await a.step(Int32Array.of(START)), await b.step(Int32Array.of(START))];
+    const best = (lp: Float32Array) => lp.indexOf(Math.max(...lp));
+    if (best(x.logp) === best(y.logp)) top1++;
+    worst = Math.max(worst, Math.abs(x.logp[best(x.logp)] - y.logp[best(x.logp)]));
+    const caption = async (d: typeof exact) => {
+      const it = search(d, feats, { beam: 3, maxLen: config.maxLen, lengthPenalty: 1, blockRepeats: true });
+      let r = await it.next();
+      while (!r.done) r = await it.next();
+      return vocab.decode(r.value.ids).join(" ");
+    };
+    if ((await caption(exact)) === (await caption(int8))) same++;
+    feats.dispose();
+  }
+  console.log(`int8: ${same}/${files.length} captions as float32, first word Δlogp <= ${worst.toFixed(4)}`);
+  assert.equal(top1, files.length, "the same first word everywhere");
+  assert.ok(worst < 0.05, `first word's log-probability moved by ${worst}`);
+  assert.ok(same >= 0.7 * files.length, `${same} of ${files.length} captions as float32's`);
+  // ...and it is really a different graph (quantised), not the float32 one under another name.
+  assert.ok(same < files.length || worst > 1e-4, "int8 gave float32's exact numbers");
+  await Promise.all([exact.release(), int8.release()]);
+  encoder.dispose();
+});
