@@ -4,16 +4,18 @@
  */
 import type { Params } from "./decoder.ts";
 import { imageState } from "./decoder.ts";
-import { BANNED } from "./search.ts";
+import { BANNED, isRepeat } from "./search.ts";
 import { inferStep } from "./step-decoder.ts";
 import { tf } from "./tf.ts";
 import { END, START } from "./vocab.ts";
 
 /**
- * Decodes a batch [B, L, D] at once: greedy (for evaluation), or sampling each word from the
- * model's distribution (for self-critical training). Returns word ids per image, without <end>.
+ * Decodes a batch [B, L, D] at once: greedy (for evaluation: the likeliest word that search.ts's
+ * repeat rule allows, as the app's greedy search takes it; `repeatable` = the function words), or
+ * sampling each word from the model's distribution (for self-critical training, where the policy
+ * being trained is the model's own, unfiltered). Returns word ids per image, without <end>.
  */
-export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number): number[][] {
+export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number, repeatable?: ReadonlySet<number>): number[][] {
   const B = feats.shape[0];
   const img = tf.tidy(() => imageState(p, feats));
   let { h, c } = img;
@@ -27,12 +29,20 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
       const s = inferStep(p, img, h, c, prev);
       tf.dispose([h, c]);
       ({ h, c } = s);
-      const next = tf.tidy(() => {
-        const logits = s.logp.add(banned) as tf.Tensor2D;
-        return mode === "greedy" ? logits.argMax(1) : tf.multinomial(logits, 1, seed === undefined ? undefined : seed + t).reshape([B]);
-      });
-      prev = Int32Array.from(next.dataSync());
-      tf.dispose([s.logp, s.alpha, next]);
+      if (mode === "greedy") {
+        const logp = s.logp.dataSync() as Float32Array;
+        prev = Int32Array.from({ length: B }, (_, b) => {
+          if (done[b]) return END;
+          let best = END;
+          for (let w = 0; w < V; w++) if (logp[b * V + w] > logp[b * V + best] && !BANNED.includes(w) && !isRepeat(out[b], w, repeatable)) best = w;
+          return best;
+        });
+      } else {
+        const next = tf.tidy(() => tf.multinomial(s.logp.add(banned) as tf.Tensor2D, 1, seed === undefined ? undefined : seed + t).reshape([B]));
+        prev = Int32Array.from(next.dataSync());
+        next.dispose();
+      }
+      tf.dispose([s.logp, s.alpha]);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
         if (prev[b] === END) done[b] = true;
@@ -40,10 +50,10 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
       }
     }
   } finally {
-    tf.dispose([h, c, img.v, img.vT, img.keys, banned]);
+    tf.dispose([h, c, img.vT, img.keys, banned]); // img.v is the caller's feats
   }
   return out;
 }
 
-/** Greedy decoding of a batch (see decodeBatch). */
-export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number) => decodeBatch(p, feats, maxLen, "greedy");
+/** Greedy decoding of a batch under the app's repeat rule (see decodeBatch). */
+export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number, repeatable?: ReadonlySet<number>) => decodeBatch(p, feats, maxLen, "greedy", undefined, repeatable);

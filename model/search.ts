@@ -116,7 +116,16 @@ function topWords(row: Float32Array, k: number, bias?: Float32Array): Alternativ
 const normScore = (h: Hypothesis, alpha: number) => h.logp / Math.pow(Math.max(1, h.ids.length), alpha);
 const popcount = (m: number) => { let n = 0; for (; m; m &= m - 1) n++; return n; };
 
-function repeatsTrigram(ids: number[], next: number): boolean {
+/**
+ * The repeat rule every decoder here follows (search() with blockRepeats, and the trainer's batched
+ * greedy dev captions, so the checkpoint is chosen under the app's own rule): no word trigram twice,
+ * and, given `repeatable` (the function words), any other word at most once.
+ */
+export function isRepeat(ids: readonly number[], next: number, repeatable?: ReadonlySet<number>): boolean {
+  return next !== END && (repeatsTrigram(ids, next) || (repeatable !== undefined && !repeatable.has(next) && ids.includes(next)));
+}
+
+function repeatsTrigram(ids: readonly number[], next: number): boolean {
   const n = ids.length;
   if (n < 2) return false;
   const a = ids[n - 2], b = ids[n - 1];
@@ -221,7 +230,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
           add(END);
           continue;
         }
-        const blocked = (w: number) => o.blockRepeats && w !== END && (repeatsTrigram(h.ids, w) || (o.repeatable !== undefined && !o.repeatable.has(w) && h.ids.includes(w)));
+        const blocked = (w: number) => o.blockRepeats && isRepeat(h.ids, w, o.repeatable);
         // Keep this row's best K+1 words (one more than needed, in case one is blocked).
         const top: number[] = [];
         let floor = -Infinity; // the worst kept score once K+1 are kept

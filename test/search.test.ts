@@ -281,10 +281,19 @@ test("an ensemble scores words by the normalised geometric mean of its members' 
   b.free();
 });
 
-test("batched greedy decoding agrees with the streaming search", async () => {
+test("batched greedy decoding (the trainer's dev captions) agrees with the streaming search, repeat rule included", async () => {
+  await initBackend();
   const params = tinyModel();
   const feats = tf.randomUniform([3, 4, 3]) as tf.Tensor3D;
   assert.deepEqual(greedyBatch(params, feats, cfg.maxLen), [[X], [X], [X]]);
+  // The looping chain of the repeat-blocking test: the same captions as search() with blockRepeats.
+  const loop: number[][] = [];
+  loop[1] = [0, 0, 0, 0, 0.9, 0.1];
+  loop[X] = [0, 0, 0.1, 0, 0.6, 0.3];
+  loop[Y] = [0, 0, 0.95, 0, 0.05, 0];
+  const looping = tinyModel(loop);
+  assert.deepEqual(greedyBatch(looping, feats, cfg.maxLen, new Set([X])), [[X, X, X, Y], [X, X, X, Y], [X, X, X, Y]]);
+  assert.deepEqual(greedyBatch(looping, feats, cfg.maxLen, new Set()), [[X, Y], [X, Y], [X, Y]]);
   feats.dispose();
-  tf.dispose(Object.values(params));
+  tf.dispose([...Object.values(params), ...Object.values(looping)]);
 });

@@ -35,7 +35,7 @@ export type WorkerRequest =
   | { type: "sample"; rows: Int32Array; maxLen: number; seed: number }
   | { type: "apply"; lr: number }
   | { type: "loss"; rows: Int32Array; input: Int32Array; target: Int32Array; T: number; B: number }
-  | { type: "greedy"; rows: Int32Array; maxLen: number }
+  | { type: "greedy"; rows: Int32Array; maxLen: number; repeatable: number[] }
   | { type: "save"; path: string };
 
 const init = workerData as WorkerInit;
@@ -106,7 +106,7 @@ port.on("message", async (msg: WorkerRequest) => {
       port.postMessage({ type: "sample", ids });
     } else if (msg.type === "greedy") {
       const feats = gatherRows(devFeats, msg.rows);
-      const ids = greedyBatch(params, feats, msg.maxLen);
+      const ids = greedyBatch(params, feats, msg.maxLen, new Set(msg.repeatable));
       feats.dispose();
       port.postMessage({ type: "greedy", ids });
     } else if (msg.type === "save") {

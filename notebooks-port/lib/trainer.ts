@@ -8,7 +8,7 @@ import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_CONFIG, type DecoderConfig } from "../../model/config.ts";
 import { paramShapes } from "../../model/decoder.ts";
-import { END, START, type Vocabulary } from "../../model/vocab.ts";
+import { END, FUNCTION_WORDS, START, type Vocabulary } from "../../model/vocab.ts";
 import { loadDataset } from "./dataset.ts";
 import { loadFeatures, readIndex } from "./features.ts";
 import { CiderD, scoreCaptions } from "./metrics.ts";
@@ -185,6 +185,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
   await Promise.all(replicas.map((r) => r.call(null)));
   process.stderr.write(`${cfg.workers} replicas ready: ${nParams.toLocaleString()} trainable parameters, ${captions.length} training captions\n`);
 
+  const repeatable = vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : []));
   const evaluate = async (): Promise<{ devXent: number; bleu4: number; cider: number; samples: string[] }> => {
     // Teacher-forced dev loss, batches split across replicas.
     let xsum = 0, tsum = 0;
@@ -199,13 +200,13 @@ export async function train(cfg: TrainConfig): Promise<State> {
       }));
       for (const r of rs) if (r) (xsum += r.x * r.t), (tsum += r.t);
     }
-    // Greedy captions for every dev image.
+    // Greedy captions for every dev image, under the app's repeat rule (model/search.ts isRepeat).
     const ids: number[][] = new Array(devImgs.length);
     const per = Math.ceil(devImgs.length / replicas.length);
     await Promise.all(replicas.map(async (r, w) => {
       for (let s = w * per; s < Math.min(devImgs.length, (w + 1) * per); s += 100) {
         const e = Math.min(s + 100, (w + 1) * per, devImgs.length);
-        const m = await r.call({ type: "greedy", rows: Int32Array.from({ length: e - s }, (_, k) => s + k), maxLen: cfg.maxLen });
+        const m = await r.call({ type: "greedy", rows: Int32Array.from({ length: e - s }, (_, k) => s + k), maxLen: cfg.maxLen, repeatable });
         m.ids.forEach((x: number[], k: number) => (ids[s + k] = x));
       }
     }));
