@@ -12,6 +12,7 @@ import { loadDetectorCalibration } from "./detector-calibration.ts";
 import { decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { loadLanguagePrior } from "./language-prior.ts";
+import type { ModelCard } from "./model-card.ts";
 import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type GroundingPlan, type GroundingSettings } from "./grounding.ts";
 import { toRgbSquare } from "./image.ts";
 import { onnxDecoder } from "./onnx-decoder.ts";
@@ -28,6 +29,7 @@ export type * from "./types.ts";
 // The one image decoder, for the server's uploads too (server/decode-upload.ts).
 export { ImageError, imageError, imageSize, toRgb } from "./image.ts";
 export { PrefixError } from "./prefix.ts";
+export { SCORE_COLUMNS } from "./model-card.ts";
 
 /** The shipped model, resolved from this file (not the working directory). */
 export const DEFAULT_MODEL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "weights");
@@ -154,7 +156,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   const runtime = opts.runtime ?? "auto";
   const { config, members, vocab, extraWords } = loadDecoder(modelDir);
   const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: opts.objects ?? true }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
-  const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as Record<string, unknown>) : null;
+  const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
     throw new Error(`encoder ${encoder.spec.name} gives ${encoder.grid.join("x")}x${encoder.channels} but the decoder was trained on ${config.grid.join("x")}x${config.featureDim}`);

@@ -1,7 +1,9 @@
 /** The public types of the captioner: plain data only, tensors never leave model/. */
 import type { ImageInput } from "./image.ts";
+import type { ModelCard } from "./model-card.ts";
 
 export type { ImageInput, RawImage } from "./image.ts";
+export type { CardEpoch, CardScores, CardTrainingRun, ModelCard } from "./model-card.ts";
 
 export interface CaptionOptions {
   /** 1 = greedy; N > 1 = beam search with N hypotheses. Default 3. */
@@ -129,7 +131,7 @@ export interface Captioner {
   /** [h, w] of the attention grid. */
   readonly grid: [number, number];
   /** The shipped model card (model/weights/model-card.json), or null when absent. */
-  readonly card: Record<string, unknown> | null;
+  readonly card: ModelCard | null;
   /** Where the encoder and the decoder run (see LoadOptions.runtime). */
   readonly runtime: { encoder: "onnx" | "tfjs"; decoder: "onnx" | "tfjs" };
   /** Vocabulary words (for checking outputs). */

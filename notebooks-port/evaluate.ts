@@ -18,6 +18,7 @@ import { tokenize } from "../model/text.ts";
 import { DEFAULT_COCO_DEV_DIR, findCocoCaptionFile, readCoco } from "./lib/coco.ts";
 import { ConfigError, parseConfig, runStep } from "./lib/config.ts";
 import { DataError, DEFAULT_DATA_DIR, readFlickr8k } from "./lib/flickr8k.ts";
+import type { CardScores, ModelCard } from "../model/model-card.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
 import { humanAgreement, scoreCaptions } from "./lib/metrics.ts";
 import { RUNS_DIR } from "./lib/paths.ts";
@@ -123,18 +124,18 @@ runStep(async () => {
   const out = path.join(RUNS_DIR, "eval");
   mkdirSync(out, { recursive: true });
   const suffix = `${cfg.objects ? "" : "-no-objects"}${cfg.limit ? `-first${cfg.limit}` : ""}${cfg.lengthPenalty >= 0 ? `-lp${cfg.lengthPenalty}` : ""}${cfg.grounding ? `-g-${cfg.grounding.replace(/[^\w.=,-]/g, "").replace(/[=,]/g, "_")}` : ""}`;
-  const scores: Record<string, Record<string, unknown>> = {};
+  const scores: Record<string, Record<string, CardScores>> = {};
   for (const set of sets) {
     const results = await evaluateSet(captioner, set, cfg);
     const file = path.join(out, `${set.name}-${path.basename(cfg.model)}${suffix}.json`);
     writeFileSync(file, JSON.stringify({ set: set.name, model: cfg.model, objects: cfg.objects, human: human[set.cardKey], results }, null, 2));
     console.log(`wrote ${file}`);
-    scores[set.cardKey + (cfg.objects ? "" : "-no-objects")] = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ...(v as object), captions: undefined }]));
+    scores[set.cardKey + (cfg.objects ? "" : "-no-objects")] = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ...(v as CardScores), captions: undefined } as CardScores]));
   }
   captioner.dispose();
   if (cfg.card) {
     const cardFile = path.join(cfg.model, "model-card.json");
-    const card = JSON.parse(readFileSync(cardFile, "utf8"));
+    const card = JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard;
     // scores.test stays the Flickr8k test split (the studio shows it); coco-dev and the
     // objects:false ablation get keys of their own, so no run overwrites another's.
     card.scores = { ...(card.scores ?? {}), ...scores };

@@ -13,6 +13,7 @@ import { parseConfig, runStep } from "./lib/config.ts";
 import { datasetName, loadDataset } from "./lib/dataset.ts";
 import { REPO_ROOT } from "./lib/flickr8k.ts";
 import { RUNS_DIR } from "./lib/paths.ts";
+import type { ModelCard } from "../model/model-card.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
 
 const defaults = {
@@ -41,7 +42,7 @@ runStep(async () => {
   writeFileSync(path.join(cfg.out, "vocab.json"), JSON.stringify(vocab.toJSON()) + "\n");
   // Training facts for the model card; evaluate.ts adds the measured scores.
   const cardFile = path.join(cfg.out, "model-card.json");
-  const card = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
+  const card: ModelCard = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
   // A fine-tuned run starts from another run's checkpoint, which may itself be fine-tuned: record
   // every run back to the first, oldest first, for each member.
   const chains = states.map((last) => {

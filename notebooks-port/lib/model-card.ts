@@ -1,6 +1,7 @@
 /** Renders model/weights/model-card.json as model/MODEL_CARD.md, so the two never disagree. */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { SCORE_COLUMNS, type CardScores, type ModelCard } from "../../model/model-card.ts";
 
 const f = (x: unknown, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–");
 /** Epochs are whole, except dev measurements taken within an epoch (--evalEvery). */
@@ -22,20 +23,20 @@ const SETS = [
  * `evaluate --objects=false`), and the human row (caption 0 against the other captions, scored by
  * the same code) to read the model's figures against.
  */
-function scoreTables(card: any): string[] {
+function scoreTables(card: ModelCard): string[] {
   const out: string[] = [];
+  const cell = (s: CardScores | undefined, key: keyof CardScores, format: (v: number) => string) => (typeof s?.[key] === "number" ? format(s[key]!) : "–");
   for (const { key, title } of SETS) {
-    const rows: [string, any][] = [
-      ...Object.entries(card.scores?.[key] ?? {}).map(([k, s]) => [k.replace("beam", "beam "), s] as [string, any]),
-      ...Object.entries(card.scores?.[`${key}-no-objects`] ?? {}).map(([k, s]) => [`${k.replace("beam", "beam ")}, objects off`, s] as [string, any]),
+    const rows: [string, CardScores][] = [
+      ...Object.entries(card.scores?.[key] ?? {}).map(([k, s]) => [k.replace("beam", "beam "), s] as [string, CardScores]),
+      ...Object.entries(card.scores?.[`${key}-no-objects`] ?? {}).map(([k, s]) => [`${k.replace("beam", "beam ")}, objects off`, s] as [string, CardScores]),
     ];
     if (!rows.length) continue;
-    out.push(`## Scores (${title})`, "", "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | CIDEr-D | object recall | mean length | distinct captions | median ms/image |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (const [label, s] of rows) {
-      out.push(`| ${label} | ${f(s.bleu1)} | ${f(s.bleu2)} | ${f(s.bleu3)} | ${f(s.bleu4)} | ${f(s.rougeL)} | ${f(s.cider)} | ${f(s.objectRecall)} | ${f(s.meanLength, 1)} | ${(100 * s.distinct).toFixed(1)}% | ${f(s.medianMs, 1)} |`);
-    }
+    out.push(`## Scores (${title})`, "", `| decoding | ${SCORE_COLUMNS.map((c) => c.label).join(" | ")} |`, `| --- | ${SCORE_COLUMNS.map(() => "---").join(" | ")} |`);
+    for (const [label, s] of rows) out.push(`| ${label} | ${SCORE_COLUMNS.map((c) => cell(s, c.key, c.format)).join(" | ")} |`);
     const h = card.human?.[key];
-    if (h) out.push(`| human (caption 0 against the others) | ${f(h.bleu1)} | ${f(h.bleu2)} | ${f(h.bleu3)} | ${f(h.bleu4)} | ${f(h.rougeL)} | ${f(h.cider)} | ${f(h.objectRecall)} | – | – | – |`);
+    // The human row: the caption metrics only (length, distinctness and time are the model's).
+    if (h) out.push(`| human (caption 0 against the others) | ${SCORE_COLUMNS.map((c) => (["meanLength", "distinct", "medianMs"].includes(c.key) ? "–" : cell(h, c.key, c.format))).join(" | ")} |`);
     out.push("");
   }
   if (out.length) {
@@ -47,7 +48,7 @@ function scoreTables(card: any): string[] {
 }
 
 export function writeModelCardMarkdown(modelDir: string): string {
-  const card = JSON.parse(readFileSync(path.join(modelDir, "model-card.json"), "utf8"));
+  const card = JSON.parse(readFileSync(path.join(modelDir, "model-card.json"), "utf8")) as ModelCard;
   const a = card.architecture ?? {};
   const lines: string[] = [
     "# Model card: Show, Attend and Tell on Flickr8k",
