@@ -8,7 +8,7 @@
  * Compared, greedy, objects off (the seed had no detector), per caption (medians):
  *   - seed way: tfjs encoder, the whole prefix re-decoded for every word (tfjs);
  *   - ours on tfjs (the reference runtime): the same encoder, one cached LSTM step per word;
- *   - ours as the app runs it: onnxruntime encoder and decoder.
+ *   - ours as the app runs it: onnxruntime encoder and decoder (int8 weights).
  * "decoding" is the time after the features exist; "end to end" adds JPEG decoding and the encoder.
  * The seed's captions are checked against ours (tfjs, repeat blocking off): same weights, same words.
  *   npx tsx bench/seed-decoding.ts [photos=20]
@@ -77,7 +77,7 @@ async function ours(decoder: StepDecoder, feats: tf.Tensor3D): Promise<number[]>
 const files = readdirSync(path.join(DATA, "images")).sort().slice(0, N).map((f) => readFileSync(path.join(DATA, "images", f)));
 const spec = encoderSpec(config.encoder);
 const encoders: Record<"tfjs" | "onnx", Encoder> = { tfjs: await loadEncoder(spec, "tfjs"), onnx: await loadEncoder(spec, "onnx") };
-const onnx = await onnxDecoder(members, config);
+const onnx = await onnxDecoder(members, config, { int8: true }); // as the app runs it (LoadOptions.decoderWeights "int8")
 const ways = {
   "seed way (tfjs, whole prefix per word)": { encoder: encoders.tfjs, decode: async (f: tf.Tensor3D) => seedCaption(f) },
   "ours on tfjs (cached state)": { encoder: encoders.tfjs, decode: (f: tf.Tensor3D) => ours(ensembleDecoder(params.map(tfDecoder)), f) },
