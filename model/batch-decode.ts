@@ -23,7 +23,8 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
   const done = new Array<boolean>(B).fill(false);
   let prev = new Int32Array(B).fill(START);
   const V = p.logits.shape[1]!;
-  const banned = tf.tensor1d(Float32Array.from({ length: V }, (_, w) => (BANNED.includes(w) ? -1e9 : 0)));
+  // Sampling bans the markers with a bias inside tfjs; greedy skips them in its own loop.
+  const banned = mode === "sample" ? tf.tensor1d(Float32Array.from({ length: V }, (_, w) => (BANNED.includes(w) ? -1e9 : 0))) : null;
   try {
     for (let t = 0; t < maxLen && !done.every(Boolean); t++) {
       const s = inferStep(p, img, h, c, prev);
@@ -38,7 +39,7 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
           return best;
         });
       } else {
-        const next = tf.tidy(() => tf.multinomial(s.logp.add(banned) as tf.Tensor2D, 1, seed === undefined ? undefined : seed + t).reshape([B]));
+        const next = tf.tidy(() => tf.multinomial(s.logp.add(banned!) as tf.Tensor2D, 1, seed === undefined ? undefined : seed + t).reshape([B]));
         prev = Int32Array.from(next.dataSync());
         next.dispose();
       }
@@ -50,7 +51,7 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
       }
     }
   } finally {
-    tf.dispose([h, c, img.vT, img.keys, banned]); // img.v is the caller's feats
+    tf.dispose([h, c, img.vT, img.keys, ...(banned ? [banned] : [])]); // img.v is the caller's feats
   }
   return out;
 }

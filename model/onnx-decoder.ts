@@ -29,22 +29,30 @@ class Graph {
   constructor(private readonly weights: Record<string, NamedArray>) {}
 
   weight(name: string): string {
+    const w = this.weights[name];
+    if (!w) throw new Error(`decoder weights have no ${name}`);
+    return this.constant(name, w.shape, w.data);
+  }
+
+  /** A constant initializer, added once however often it is used. */
+  private constant(name: string, dims: number[], data: Float32Array | BigInt64Array | Uint8Array): string {
     if (!this.added.has(name)) {
-      const w = this.weights[name];
-      if (!w) throw new Error(`decoder weights have no ${name}`);
       this.added.add(name);
-      this.inits.push(tensorProto(name, w.shape, w.data));
+      this.inits.push(tensorProto(name, dims, data));
     }
     return name;
   }
 
   ints(values: number[]): string {
-    const name = `i64/${values.join("_")}`;
-    if (!this.added.has(name)) {
-      this.added.add(name);
-      this.inits.push(tensorProto(name, [values.length], BigInt64Array.from(values, BigInt)));
-    }
-    return name;
+    return this.constant(`i64/${values.join("_")}`, [values.length], BigInt64Array.from(values, BigInt));
+  }
+
+  uint8(value: number): string {
+    return this.constant(`u8/${value}`, [], Uint8Array.of(value));
+  }
+
+  float(value: number): string {
+    return this.constant(`f32/${value}`, [], Float32Array.of(value));
   }
 
   /**
@@ -81,24 +89,6 @@ class Graph {
     return this.one("Mul", [this.one("Mul", [acc, scale]), colScale]);
   }
 
-  uint8(value: number): string {
-    const name = `u8/${value}`;
-    if (!this.added.has(name)) {
-      this.added.add(name);
-      this.inits.push(tensorProto(name, [], Uint8Array.of(value)));
-    }
-    return name;
-  }
-
-  float(value: number): string {
-    const name = `f32/${value}`;
-    if (!this.added.has(name)) {
-      this.added.add(name);
-      this.inits.push(tensorProto(name, [], Float32Array.of(value)));
-    }
-    return name;
-  }
-
   /** Adds a node and returns its output names (fresh ones unless `names` are given). */
   op(type: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs = 1, names?: string[]): string[] {
     const outs = names ?? Array.from({ length: outputs }, () => `t${this.k++}`);
@@ -109,7 +99,6 @@ class Graph {
   one(type: string, inputs: string[], attrs: Record<string, Attr> = {}, name?: string): string {
     return this.op(type, inputs, attrs, 1, name ? [name] : undefined)[0];
   }
-
 }
 
 /** Member m's weight `name` is `m<m>/<name>` in the graphs; its state and keys are h<m>, c<m>, keys<m>. */
