@@ -8,6 +8,7 @@
  * scores in the model card (model-card.json and MODEL_CARD.md).
  *   npm run pipeline:evaluate -- --set=both --beams=1,3 --card
  *   npm run pipeline:evaluate -- --set=coco-dev --beams=3 --objects=false   # the Flickr8k-only behaviour
+ *   npm run pipeline:evaluate -- --set=both --split=dev --beams=3 --decoderWeights=float32   # the reference's numbers
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -35,6 +36,7 @@ const defaults = {
   lengthPenalty: -1, // >= 0: beam ranking by logP / len^this (tune it on dev, not test); -1: the model's default
   limit: 0, // > 0: only the first N images of each set (quick checks)
   grounding: "", // grounding settings to try (tune them on dev sets), e.g. useScore=0.3,constraints=2 (model/grounding.ts); "": the model's defaults
+  decoderWeights: "int8", // the decoder's matrices on onnxruntime: int8 (the app's default) or float32 (the tfjs reference's numbers)
   card: false, // write the scores into the model card
 };
 type Config = typeof defaults;
@@ -111,7 +113,8 @@ async function evaluateSet(captioner: Captioner, set: EvalSet, cfg: Config): Pro
 runStep(async () => {
   const cfg = parseConfig(defaults);
   if (!["flickr8k", "coco-dev", "both"].includes(cfg.set)) throw new ConfigError(`--set must be flickr8k, coco-dev or both, got "${cfg.set}"`);
-  if (cfg.card && (cfg.limit || cfg.lengthPenalty >= 0 || cfg.grounding)) throw new ConfigError("--card records the model's defaults on whole sets (drop --limit, --lengthPenalty and --grounding)");
+  if (cfg.decoderWeights !== "int8" && cfg.decoderWeights !== "float32") throw new ConfigError(`--decoderWeights must be int8 or float32, got "${cfg.decoderWeights}"`);
+  if (cfg.card && (cfg.limit || cfg.lengthPenalty >= 0 || cfg.grounding || cfg.decoderWeights !== "int8")) throw new ConfigError("--card records the model's defaults on whole sets (drop --limit, --lengthPenalty, --grounding and --decoderWeights)");
   const grounding = parseGrounding(cfg.grounding);
   // Read the data before loading the model, so a bad path fails at once.
   const sets = [...(cfg.set !== "coco-dev" ? [flickr8kSet(cfg)] : []), ...(cfg.set !== "flickr8k" ? [cocoDevSet(cfg)] : [])];
@@ -120,10 +123,10 @@ runStep(async () => {
     console.log(`${set.label} human (caption 0 against the other ${set.refs[0].length - 1}, ${images} images): ${fmtRow(h)}`);
     return [set.cardKey, { ...h, images }];
   }));
-  const captioner = await loadCaptioner({ modelDir: cfg.model, grounding });
+  const captioner = await loadCaptioner({ modelDir: cfg.model, grounding, decoderWeights: cfg.decoderWeights });
   const out = path.join(RUNS_DIR, "eval");
   mkdirSync(out, { recursive: true });
-  const suffix = `${cfg.objects ? "" : "-no-objects"}${cfg.limit ? `-first${cfg.limit}` : ""}${cfg.lengthPenalty >= 0 ? `-lp${cfg.lengthPenalty}` : ""}${cfg.grounding ? `-g-${cfg.grounding.replace(/[^\w.=,-]/g, "").replace(/[=,]/g, "_")}` : ""}`;
+  const suffix = `${cfg.objects ? "" : "-no-objects"}${cfg.limit ? `-first${cfg.limit}` : ""}${cfg.lengthPenalty >= 0 ? `-lp${cfg.lengthPenalty}` : ""}${cfg.grounding ? `-g-${cfg.grounding.replace(/[^\w.=,-]/g, "").replace(/[=,]/g, "_")}` : ""}${cfg.decoderWeights === "int8" ? "" : `-${cfg.decoderWeights}`}`;
   const scores: Record<string, Record<string, CardScores>> = {};
   for (const set of sets) {
     const results = await evaluateSet(captioner, set, cfg);

@@ -194,6 +194,8 @@ test("evaluate scores coco-dev with object recall and human figures, and the car
   const bad = run("evaluate", "--set=everything");
   assert.match(bad.stderr, /^error: --set must be flickr8k, coco-dev or both, got "everything"\n$/);
   assert.match(run("evaluate", "--set=coco-dev", "--limit=3", "--card").stderr, /^error: --card records the model's defaults on whole sets/);
+  assert.match(run("evaluate", "--set=coco-dev", "--decoderWeights=int4").stderr, /^error: --decoderWeights must be int8 or float32, got "int4"/);
+  assert.match(run("evaluate", "--set=coco-dev", "--decoderWeights=float32", "--card").stderr, /^error: --card records the model's defaults on whole sets/);
   assert.match(run("evaluate", "--set=coco-dev", "--coco=/no/such/dir").stderr, /^error: no captions_\*\.json in \/no\/such\/dir/);
 
   const out = step("evaluate", "--set=coco-dev", "--limit=4", "--beams=1", "--objects=false");
