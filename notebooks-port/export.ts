@@ -5,22 +5,25 @@
  * A comma-separated --from exports an ensemble: decoder.bin, decoder-2.bin, ... and config.members
  * (the shipped model: --from=checkpoints/sat-combo-ft/best,checkpoints/sat-combo-s3-ft/best).
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DEFAULT_MODEL_DIR } from "../model/index.ts";
 import { loadArrays, saveArrays } from "../model/weights.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
 import { datasetName, loadDataset } from "./lib/dataset.ts";
 import { REPO_ROOT } from "./lib/flickr8k.ts";
-import { RUNS_DIR } from "./lib/paths.ts";
+import { drawCurves, readCheckpointState } from "./lib/trainer.ts";
 import type { ModelCard } from "../model/model-card.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
 
 const defaults = {
-  from: "checkpoints/sat-combo-ft/best", // a checkpoint folder (its parent holds state.json)
+  from: "checkpoints/sat-combo-ft/best", // a checkpoint folder (weights and the run's state.json; anywhere)
   out: DEFAULT_MODEL_DIR,
   dtype: "float16", // or float32
 };
+
+/** The settings the card lists for each run (older runs may lack the newer ones). */
+const HYPER_PARAMETERS = ["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent", "seed"] as const;
 
 runStep(async () => {
   const cfg = parseConfig(defaults);
@@ -28,7 +31,7 @@ runStep(async () => {
   // Several checkpoints (comma-separated, trained apart with the same architecture) make an ensemble.
   const froms = cfg.from.split(",").map((f) => path.resolve(REPO_ROOT, f.trim()));
   for (const from of froms) if (!existsSync(path.join(from, "params.json"))) throw new Error(`no checkpoint at ${from}`);
-  const states = froms.map((from) => JSON.parse(readFileSync(path.join(path.dirname(from), "state.json"), "utf8")));
+  const states = froms.map(readCheckpointState);
   const state = states[0];
   for (const [i, s] of states.entries()) {
     if (JSON.stringify(s.decoder) !== JSON.stringify(state.decoder)) throw new Error(`${froms[i]} has another architecture than ${froms[0]}: an ensemble needs one`);
@@ -44,14 +47,16 @@ runStep(async () => {
   const cardFile = path.join(cfg.out, "model-card.json");
   const card: ModelCard = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
   // A fine-tuned run starts from another run's checkpoint, which may itself be fine-tuned: record
-  // every run back to the first, oldest first, for each member.
+  // every run back to the first, oldest first, for each member. A checkpoint carries its ancestors'
+  // records (state.ancestors); older ones named them only by path (config.init).
   const chains = states.map((last) => {
+    if (last.ancestors) return [...last.ancestors, last];
     const chain = [last];
     for (;;) {
       const init = chain[0].config.init;
-      const base = init && !["auto", "scratch"].includes(init) ? path.join(path.resolve(REPO_ROOT, init), "..", "state.json") : null;
+      const base = init && !["auto", "scratch"].includes(init) ? path.resolve(REPO_ROOT, init) : null;
       if (!base || !existsSync(base) || chain.length > 8) break;
-      chain.unshift(JSON.parse(readFileSync(base, "utf8")));
+      chain.unshift(readCheckpointState(base));
     }
     return chain;
   });
@@ -71,20 +76,20 @@ runStep(async () => {
   card.training = runs.map((s) => ({
     run: s.config.name, init: s.config.init, epochs: s.epoch, bestEpoch: s.best.epoch, bestDevCiderGreedy: s.best.cider,
     seconds: Math.round(s.trainSeconds), tokensPerSec: Math.round(s.tokens / Math.max(1, s.trainSeconds)),
-    hyperParameters: Object.fromEntries(["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent", "seed"].filter((k) => k in s.config).map((k) => [k, s.config[k]])),
+    hyperParameters: Object.fromEntries(HYPER_PARAMETERS.filter((k) => k in s.config).map((k) => [k, s.config[k]])),
     changes: s.changes ?? [],
     history: s.history,
   }));
-  // The loss and score curves of every run travel with the weights, as curves-<run>.png, so a
-  // person can open them next to the card. Pictures of runs no longer exported are removed.
+  // The loss and score curves of every run travel with the weights, as curves-<run>.png, drawn from
+  // the runs' records, so a person can open them next to the card. Pictures of runs no longer
+  // exported are removed.
   for (const f of readdirSync(cfg.out)) if (/^curves-.+\.png$|^(training|finetune\d*)-curves\.png$/.test(f)) rmSync(path.join(cfg.out, f));
-  card.curves = runs.flatMap((s) => {
-    const src = path.join(RUNS_DIR, s.config.name, "curves.png");
-    if (!existsSync(src)) return [];
-    const dst = path.join(cfg.out, `curves-${s.config.name}.png`);
-    copyFileSync(src, dst);
-    return [path.relative(path.join(cfg.out, ".."), dst)];
-  });
+  card.curves = [];
+  for (const s of runs) {
+    const file = path.join(cfg.out, `curves-${s.config.name}.png`);
+    await drawCurves(s, file);
+    card.curves.push(path.relative(path.join(cfg.out, ".."), file));
+  }
   const bytes = members.reduce((sum, m) => sum + statSync(path.join(cfg.out, `${m}.bin`)).size, 0);
   card.weights = { dtype: cfg.dtype, bytes, from: froms.map((f) => path.relative(REPO_ROOT, f)).join(",") };
   writeFileSync(cardFile, JSON.stringify(card, null, 2) + "\n");

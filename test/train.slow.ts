@@ -2,12 +2,12 @@
  * A short real training run through the pipeline's own steps (prepare -> features -> train ->
  * finetune -> export) on 50 Flickr8k training images, in a temporary work folder: the loss must
  * fall, resuming must continue where the run stopped, the model must overfit enough to reproduce
- * training captions, fine-tuning and export must record what they did in the model card, and the
- * detector calibration step must count the detector's hits on training photos for the exported model.
+ * training captions, fine-tuning and export must record what they did in the model card, a copied
+ * checkpoint folder must export on its own, and the detector calibration step must count the detector's hits on training photos for the exported model.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -81,6 +81,20 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   assert.ok(last.trainReward > 0 && last.peakRssMB > 100, `reward ${last.trainReward}, peak RSS ${last.peakRssMB} MiB`);
   assert.deepEqual(card.training[1].history.map((h: { epoch: number }) => h.epoch), [0, 0.4, 0.8, 1]);
   assert.deepEqual(card.curves, ["exported/curves-tiny.png", "exported/curves-tiny-ft.png"]);
+
+  // A checkpoint folder is self-contained: best/ copied elsewhere exports the same record, with the
+  // runs' own folders (checkpoints/, runs/) out of the way.
+  const moved = path.join(work, "elsewhere", "best");
+  cpSync(path.join(work, "checkpoints", "tiny-ft", "best"), moved, { recursive: true });
+  for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, d), path.join(work, `${d}-away`));
+  const out3 = path.join(work, "exported-copy");
+  step("export", `--from=${moved}`, `--out=${out3}`);
+  for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, `${d}-away`), path.join(work, d));
+  const card3 = JSON.parse(readFileSync(path.join(out3, "model-card.json"), "utf8"));
+  assert.deepEqual(card3.training, card.training, "the same runs, settings and histories as exported from the checkpoints folder");
+  assert.deepEqual(card3.architecture, card.architecture);
+  for (const run of ["tiny", "tiny-ft"]) assert.ok(statSync(path.join(out3, `curves-${run}.png`)).size > 1000, `curves of ${run} drawn from the record`);
+  assert.deepEqual(readFileSync(path.join(out3, "decoder.bin")), readFileSync(path.join(out2, "decoder.bin")), "the same weights");
 
   // An ensemble export: both checkpoints as members, each run recorded once, and it loads.
   step("export", `--from=${path.join(ckpt, "best")},${path.join(work, "checkpoints", "tiny-ft", "latest")}`, `--out=${out2}`, "--dtype=float32");

@@ -1,7 +1,11 @@
 /**
  * The training loop shared by train.ts and finetune.ts (fine-tuning is training from trained
- * weights with other settings, as in nanoGPT). Reads top to bottom: settings, data, replicas,
- * then one loop of epochs with evaluation, checkpoints, learning-rate decay and early stopping.
+ * weights with other settings, as in nanoGPT). Reads top to bottom: settings, then train(): the
+ * state, the data and replicas, and one plain loop of epochs and steps with evaluation,
+ * checkpoints, learning-rate decay and early stopping; each piece it calls (batching, self-critical
+ * items, the gradient average, dev evaluation, checkpoints) is a named function below it.
+ * A checkpoint folder (latest/, best/) holds its weights and the run's record (state.json), so it
+ * can be copied elsewhere and exported on its own.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -9,8 +13,8 @@ import { Worker } from "node:worker_threads";
 import { DEFAULT_CONFIG, type DecoderConfig } from "../../model/config.ts";
 import { paramShapes } from "../../model/decoder.ts";
 import { END, FUNCTION_WORDS, START, type Vocabulary } from "../../model/vocab.ts";
-import { loadDataset } from "./dataset.ts";
-import { loadFeatures, readIndex } from "./features.ts";
+import { loadDataset, type PreparedDataset, type PreparedImage } from "./dataset.ts";
+import { loadFeatures, readIndex, type FeatureIndex } from "./features.ts";
 import { CiderD, scoreCaptions } from "./metrics.ts";
 import { CHECKPOINT_DIR, EMBEDDING_FILE, RUNS_DIR } from "./paths.ts";
 import { writeChart } from "./plot.ts";
@@ -49,13 +53,15 @@ export const TRAIN_DEFAULTS = {
 export type TrainConfig = typeof TRAIN_DEFAULTS;
 
 interface EpochRecord { epoch: number; trainXent: number; trainReward?: number; devXent: number; bleu4: number; cider: number; lr: number; seconds: number; tokensPerSec: number; /** Peak resident memory of the whole process (replicas are threads in it) so far. */ peakRssMB?: number }
-interface State {
+export interface State {
   epoch: number; stepInEpoch: number; step: number; lr: number;
   best: { cider: number; epoch: number }; badEpochs: number;
   history: EpochRecord[]; steps: [number, number][]; trainSeconds: number; tokens: number;
   config: TrainConfig; decoder: DecoderConfig;
   /** Settings changed when resuming (e.g. a lower dropout from epoch 9), so the record stays honest. */
   changes?: { atEpoch: number; from: Partial<TrainConfig>; to: Partial<TrainConfig> }[];
+  /** The records of the runs this one started from (--init), oldest first, so a checkpoint folder carries its whole history. */
+  ancestors?: State[];
 }
 
 function rng(seed: number) {
@@ -105,21 +111,181 @@ class Replica {
   }
 }
 
+/** A training example: a row of the shared feature memory, a caption, and its loss weight (self-critical: the advantage). */
+interface Item { row: number; ids: number[]; weight: number }
+interface Caption { img: number; ids: number[] }
+
+/** What one run reads: its settings, its data (features in shared memory) and the replicas that hold the model. */
+interface Run {
+  cfg: TrainConfig;
+  vocab: Vocabulary;
+  trainImgs: PreparedImage[];
+  devImgs: PreparedImage[];
+  captions: Caption[];
+  devCaps: Caption[];
+  /** Each training image's reference captions as ids (the self-critical anchor). */
+  refIds: number[][][];
+  /** "left" <-> "right", for the captions of mirrored images. */
+  swap: Map<number, number>;
+  cider: CiderD | null;
+  /** Function words, which the app's repeat rule lets a caption use more than once. */
+  repeatable: number[];
+  replicas: Replica[];
+  /** Each replica's gradient, and the averaged one they all apply (shared memory). */
+  grads: Float32Array[];
+  avg: Float32Array;
+}
+
 export async function train(cfg: TrainConfig): Promise<State> {
   const ckptDir = path.join(CHECKPOINT_DIR, cfg.name);
   const runDir = path.join(RUNS_DIR, cfg.name);
   mkdirSync(ckptDir, { recursive: true });
   mkdirSync(runDir, { recursive: true });
-
-  // ---- data
   const { data, vocab } = loadDataset();
   const index = readIndex(cfg.encoder);
+  const decoder: DecoderConfig = {
+    encoder: index.encoder, grid: index.grid, featureDim: index.channels, vocabSize: vocab.size,
+    embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
+  };
+  const { state, startFrom, resuming } = startState(cfg, ckptDir, decoder);
+  const run = await startRun(cfg, data, vocab, index, decoder, state, startFrom, resuming);
+  const record = async () => {
+    saveState(ckptDir, state);
+    await writeCurves(state, runDir);
+  };
+
+  if (state.epoch === 0 && state.stepInEpoch === 0 && startFrom) {
+    // Fine-tuning: measure the starting point so the gain can be reported. If fine-tuning never
+    // beats it, "best" is the starting point.
+    const ev = await evaluateDev(run);
+    process.stderr.write(`starting point: dev xent ${ev.devXent.toFixed(3)} BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}\n`);
+    state.history.push({ epoch: 0, trainXent: NaN, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0 });
+    state.best = { cider: ev.cider, epoch: 0 };
+    await saveWeights(run, path.join(ckptDir, "best"));
+    saveState(ckptDir, state);
+  }
+  while (state.epoch < cfg.epochs && state.badEpochs < cfg.patience) {
+    const { batches, flips } = epochBatches(run, rng(cfg.seed * 1000 + state.epoch));
+    const progress = new Progress(`epoch ${state.epoch + 1}/${cfg.epochs}`, batches.length, "steps");
+    progress.done = state.stepInEpoch;
+    const t0 = performance.now();
+    let mark = t0; // time up to `mark` is already counted in state.trainSeconds
+    const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
+    let epochTokens = 0, xentSum = 0, steps = 0, rewardSum = 0;
+    let evalMs = 0; // dev measurements within the epoch, left out of its tokens/s
+    for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
+      let items: Item[];
+      if (cfg.scst) {
+        const sc = await selfCriticalItems(run, batches[bi], state.step);
+        items = sc.items;
+        rewardSum += sc.meanReward;
+      } else items = teacherItems(run, batches[bi], flips[bi]);
+      const { xent, norm, tokens } = await trainStep(run, items, state.lr);
+      if (!Number.isFinite(xent)) throw new Error(`loss became ${xent} at step ${state.step}; lower --lr`);
+      xentSum += xent;
+      steps++;
+      epochTokens += tokens;
+      state.tokens += tokens;
+      state.step++;
+      state.stepInEpoch = bi + 1;
+      if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
+      const secs = (performance.now() - t0 - evalMs) / 1000;
+      progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / steps).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
+      if (state.step % cfg.saveEvery === 0) {
+        countTime();
+        await saveWeights(run, path.join(ckptDir, "latest"));
+        saveState(ckptDir, state);
+      }
+      if (cfg.evalEvery > 0 && state.stepInEpoch % cfg.evalEvery === 0 && state.stepInEpoch < batches.length) {
+        // A point between epochs, recorded at a fractional epoch. It can become "best"; the
+        // learning-rate decay and early stopping still happen only at the end of an epoch.
+        const e0 = performance.now();
+        const ev = await evaluateDev(run);
+        evalMs += performance.now() - e0;
+        const at = state.epoch + state.stepInEpoch / batches.length;
+        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, steps) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: peakRssMB() });
+        if (process.stderr.isTTY) process.stderr.write("\n");
+        console.log(`epoch ${at.toFixed(2)}: dev xent ${ev.devXent.toFixed(3)}, dev greedy BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}`);
+        countTime();
+        await keepBest(run, ckptDir, state, ev.cider, at);
+        saveState(ckptDir, state);
+      }
+    }
+    const seconds = (performance.now() - t0 - evalMs) / 1000;
+    progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
+    const ev = await evaluateDev(run);
+    // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, steps), trainReward: cfg.scst ? rewardSum / Math.max(1, steps) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
+    state.history.push(rec);
+    countTime();
+    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MiB`);
+    for (const s of ev.samples) console.log(`  e.g. "${s}"`);
+    state.epoch++;
+    state.stepInEpoch = 0;
+    // An epoch that ends below the best point so far (a mid-epoch one included) counts as bad.
+    if (await keepBest(run, ckptDir, state, ev.cider, state.epoch)) state.badEpochs = 0;
+    else {
+      state.badEpochs++;
+      state.lr *= cfg.lrDecay;
+    }
+    await record();
+  }
+  console.log(`done: best dev CIDEr-D ${state.best.cider.toFixed(4)} at epoch ${state.best.epoch}; ${fmt(state.trainSeconds)} of training, ${(state.tokens / Math.max(1, state.trainSeconds)).toFixed(0)} tok/s overall`);
+  console.log(`best weights: ${path.join(ckptDir, "best")}; curves: ${path.join(runDir, "curves.png")}`);
+  await Promise.all(run.replicas.map((r) => r.worker.terminate()));
+  return state;
+}
+
+/**
+ * The run's state: a fresh one, or the one in checkpoints/<name>/state.json when resuming (with any
+ * changed settings recorded). Also where the weights start: the run's own latest checkpoint when
+ * resuming, else --init's checkpoint, whose own record then becomes this run's ancestry.
+ */
+function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): { state: State; startFrom: string | null; resuming: boolean } {
+  const stateFile = path.join(ckptDir, "state.json");
+  // A run that has a state file resumes (fine-tuning too), unless --init=scratch asks for a fresh start.
+  const resuming = cfg.init !== "scratch" && existsSync(stateFile);
+  const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
+  if (startFrom && !existsSync(path.join(startFrom, "params.json"))) throw new Error(`no checkpoint at ${startFrom}`);
+  if (!resuming) {
+    // A bare weights folder (no record beside it) starts a run with no ancestry.
+    const base = startFrom && hasCheckpointState(startFrom) ? readCheckpointState(startFrom) : null;
+    const ancestors = base ? [...(base.ancestors ?? []), { ...base, ancestors: undefined }] : [];
+    return { state: { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder, ancestors }, startFrom, resuming };
+  }
+  const state = JSON.parse(readFileSync(stateFile, "utf8")) as State;
+  process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
+  if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
+  const keys = (Object.keys(cfg) as (keyof TrainConfig)[]).filter((k) => k !== "epochs" && k in state.config && state.config[k] !== cfg[k]);
+  if (keys.length) {
+    const pick = (c: TrainConfig) => Object.fromEntries(keys.map((k) => [k, c[k]])) as Partial<TrainConfig>;
+    (state.changes ??= []).push({ atEpoch: state.epoch + 1, from: pick(state.config), to: pick(cfg) });
+    process.stderr.write(`settings changed from epoch ${state.epoch + 1}: ${keys.map((k) => `${k} ${state.config[k]} -> ${cfg[k]}`).join(", ")}\n`);
+    state.config = cfg;
+  }
+  return { state, startFrom, resuming };
+}
+
+/** Where a checkpoint folder's record of its run is: state.json inside it (older checkpoints kept it one level up). */
+const stateFileOf = (dir: string) => [path.join(dir, "state.json"), path.join(dir, "..", "state.json")].find((f) => existsSync(f));
+const hasCheckpointState = (dir: string) => stateFileOf(dir) !== undefined;
+
+/** A checkpoint folder's record of its run. */
+export function readCheckpointState(dir: string): State {
+  const file = stateFileOf(dir);
+  if (!file) throw new Error(`no state.json in ${dir} (nor in its parent): not a checkpoint of this pipeline`);
+  return JSON.parse(readFileSync(file, "utf8"));
+}
+
+/**
+ * Loads the data into shared memory and starts the replicas. Training rows are the original
+ * images, then (with --flip) their mirrored versions; every replica reads them without a copy.
+ */
+async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabulary, index: FeatureIndex, decoder: DecoderConfig, state: State, startFrom: string | null, resuming: boolean): Promise<Run> {
   const trainImgs = cfg.maxImages ? data.splits.train.slice(0, cfg.maxImages) : data.splits.train;
   const devImgs = cfg.maxImages ? data.splits.dev.slice(0, cfg.maxImages) : data.splits.dev;
   const nTrain = trainImgs.length;
   process.stderr.write(`loading features for ${nTrain} train (${cfg.flip ? "+ mirrored" : "no mirror"}) and ${devImgs.length} dev images...\n`);
-  // Features go straight into shared memory, which every replica reads without a copy:
-  // training rows are the original images, then (with --flip) their mirrored versions.
   const trainFiles = trainImgs.map((i) => i.file);
   const per = index.grid[0] * index.grid[1] * index.channels;
   const trainSab = new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * per * 4);
@@ -130,36 +296,10 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
-  const cider = cfg.scst ? new CiderD(trainImgs.map((i) => i.captions)) : null;
   const refIds: number[][][] = trainImgs.map(() => []);
   for (const c of captions) refIds[c.img].push(c.ids);
   if (cfg.scst && (cfg.scst < 2 || cfg.flip)) throw new Error("--scst needs at least 2 samples per image and --flip=false");
-  const swap = new Map([[vocab.id("left"), vocab.id("right")], [vocab.id("right"), vocab.id("left")]]);
 
-  // ---- model and state
-  const decoder: DecoderConfig = {
-    encoder: index.encoder, grid: index.grid, featureDim: index.channels, vocabSize: vocab.size,
-    embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
-  };
-  const stateFile = path.join(ckptDir, "state.json");
-  // A run that has a state file resumes (fine-tuning too), unless --init=scratch asks for a fresh start.
-  const resuming = cfg.init !== "scratch" && existsSync(stateFile);
-  let state: State = resuming
-    ? JSON.parse(readFileSync(stateFile, "utf8"))
-    : { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder };
-  if (resuming) {
-    process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
-    if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
-    const keys = (Object.keys(cfg) as (keyof TrainConfig)[]).filter((k) => k !== "epochs" && k in state.config && state.config[k] !== cfg[k]);
-    if (keys.length) {
-      const pick = (c: TrainConfig) => Object.fromEntries(keys.map((k) => [k, c[k]])) as Partial<TrainConfig>;
-      (state.changes ??= []).push({ atEpoch: state.epoch + 1, from: pick(state.config), to: pick(cfg) });
-      process.stderr.write(`settings changed from epoch ${state.epoch + 1}: ${keys.map((k) => `${k} ${state.config[k]} -> ${cfg[k]}`).join(", ")}\n`);
-      state.config = cfg;
-    }
-  }
-  const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
-  if (startFrom && !existsSync(path.join(startFrom, "params.json"))) throw new Error(`no checkpoint at ${startFrom}`);
   let glove: Float32Array | null = null;
   if (cfg.glove && !startFrom) {
     if (!existsSync(EMBEDDING_FILE)) throw new Error(`${EMBEDDING_FILE} missing: run \`npm run pipeline:embeddings\` (or pass --glove=false)`);
@@ -170,10 +310,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const shapes = paramShapes(decoder);
   const trainable = Object.keys(shapes).filter((n) => cfg.trainEmbeddings || n !== "embedding");
   const nParams = trainable.reduce((s, n) => s + shapes[n].reduce((a, b) => a * b, 1), 0);
-
-  // ---- replicas
   const avgSab = new SharedArrayBuffer(nParams * 4);
-  const avg = new Float32Array(avgSab);
   const gradSabs = Array.from({ length: cfg.workers }, () => new SharedArrayBuffer(nParams * 4));
   const replicas = gradSabs.map((grad, id) => {
     const init: WorkerInit = {
@@ -184,199 +321,178 @@ export async function train(cfg: TrainConfig): Promise<State> {
   });
   await Promise.all(replicas.map((r) => r.call(null)));
   process.stderr.write(`${cfg.workers} replicas ready: ${nParams.toLocaleString()} trainable parameters, ${captions.length} training captions\n`);
-
-  const repeatable = vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : []));
-  const evaluate = async (): Promise<{ devXent: number; bleu4: number; cider: number; samples: string[] }> => {
-    // Teacher-forced dev loss, batches split across replicas.
-    let xsum = 0, tsum = 0;
-    const chunks: (typeof devCaps)[] = [];
-    for (let i = 0; i < devCaps.length; i += 200) chunks.push(devCaps.slice(i, i + 200));
-    for (let i = 0; i < chunks.length; i += replicas.length) {
-      const rs = await Promise.all(replicas.map((r, w) => {
-        const ch = chunks[i + w];
-        if (!ch) return Promise.resolve(null);
-        const b = toBatch(ch.map((c) => c.ids));
-        return r.call({ type: "loss", rows: Int32Array.from(ch, (c) => c.img), ...b }).then((m) => ({ x: m.xent, t: b.tokens }));
-      }));
-      for (const r of rs) if (r) (xsum += r.x * r.t), (tsum += r.t);
-    }
-    // Greedy captions for every dev image, under the app's repeat rule (model/search.ts isRepeat).
-    const ids: number[][] = new Array(devImgs.length);
-    const per = Math.ceil(devImgs.length / replicas.length);
-    await Promise.all(replicas.map(async (r, w) => {
-      for (let s = w * per; s < Math.min(devImgs.length, (w + 1) * per); s += 100) {
-        const e = Math.min(s + 100, (w + 1) * per, devImgs.length);
-        const m = await r.call({ type: "greedy", rows: Int32Array.from({ length: e - s }, (_, k) => s + k), maxLen: cfg.maxLen, repeatable });
-        m.ids.forEach((x: number[], k: number) => (ids[s + k] = x));
-      }
-    }));
-    const cands = ids.map((x) => vocab.decode(x));
-    const sc = scoreCaptions(cands, devImgs.map((i) => i.captions));
-    return { devXent: xsum / tsum, bleu4: sc.bleu4, cider: sc.cider, samples: cands.slice(0, 3).map((c) => c.join(" ")) };
+  return {
+    cfg, vocab, trainImgs, devImgs, captions, devCaps, refIds,
+    swap: new Map([[vocab.id("left"), vocab.id("right")], [vocab.id("right"), vocab.id("left")]]),
+    cider: cfg.scst ? new CiderD(trainImgs.map((i) => i.captions)) : null,
+    repeatable: vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])),
+    replicas, grads: gradSabs.map((s) => new Float32Array(s)), avg: new Float32Array(avgSab),
   };
-
-  const save = async (dir: string) => {
-    mkdirSync(dir, { recursive: true });
-    await replicas[0].call({ type: "save", path: dir });
-  };
-  const saveState = () => writeFileSync(stateFile, JSON.stringify(state));
-  // Saves the current weights as "latest", and also as "best" when their dev CIDEr-D beats every
-  // point measured so far (whole epochs and --evalEvery points alike).
-  const keepBest = async (cider: number, at: number): Promise<boolean> => {
-    await save(path.join(ckptDir, "latest"));
-    if (cider <= state.best.cider) return false;
-    state.best = { cider, epoch: at };
-    rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
-    cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
-    return true;
-  };
-  const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
-
-  // ---- the loop
-  if (state.epoch === 0 && state.stepInEpoch === 0 && startFrom) {
-    // Fine-tuning: measure the starting point so the gain can be reported.
-    const ev = await evaluate();
-    process.stderr.write(`starting point: dev xent ${ev.devXent.toFixed(3)} BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}\n`);
-    state.history.push({ epoch: 0, trainXent: NaN, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0 });
-    state.best = { cider: ev.cider, epoch: 0 };
-    // If fine-tuning never beats its starting point, "best" is the starting point.
-    await save(path.join(ckptDir, "best"));
-    saveState();
-  }
-  while (state.epoch < cfg.epochs && state.badEpochs < cfg.patience) {
-    const rand = rng(cfg.seed * 1000 + state.epoch);
-    // Shuffle, then sort within windows of 50 batches by length so padding stays small, then shuffle batches.
-    // Teacher forcing walks over captions; self-critical training over images (each sampled scst times).
-    const perBatch = cfg.scst ? Math.max(1, Math.floor(cfg.batch / cfg.scst)) : cfg.batch;
-    const lengthOf = (i: number) => (cfg.scst ? 0 : captions[i].ids.length);
-    const order = (cfg.scst ? trainImgs : captions).map((_, i) => i);
-    for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
-    const batches: number[][] = [];
-    for (let w = 0; w < order.length; w += perBatch * 50) {
-      const win = order.slice(w, w + perBatch * 50).sort((a, b) => lengthOf(a) - lengthOf(b));
-      for (let i = 0; i < win.length; i += perBatch) batches.push(win.slice(i, i + perBatch));
-    }
-    for (let i = batches.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [batches[i], batches[j]] = [batches[j], batches[i]]; }
-    const flips = batches.map((b) => b.map(() => cfg.flip && rand() < 0.5));
-    // A mirrored example reads the mirrored features (rows nTrain..) and swaps left/right in its caption.
-    const teacherItems = (bi: number) => batches[bi].map((ci, k) => {
-      const { img, ids } = captions[ci];
-      return flips[bi][k] ? { row: img + nTrain, ids: ids.map((x) => swap.get(x) ?? x), weight: 1 } : { row: img, ids, weight: 1 };
-    });
-    // Self-critical: sample captions per image, reward each by CIDEr-D against the image's references,
-    // and weight its log-likelihood by the reward minus the mean reward of the image's other samples.
-    const selfCriticalItems = async (imgs: number[]) => {
-      const K = cfg.scst;
-      const rows = imgs.flatMap((i) => Array<number>(K).fill(i));
-      const parts = await Promise.all(replicas.map((r, w) => {
-        const sub = rows.slice(Math.floor((w * rows.length) / replicas.length), Math.floor(((w + 1) * rows.length) / replicas.length));
-        return sub.length ? r.call({ type: "sample", rows: Int32Array.from(sub), maxLen: cfg.maxLen, seed: cfg.seed * 7919 + state.step * 31 + w }).then((m) => m.ids as number[][]) : Promise.resolve([]);
-      }));
-      const samples = parts.flat();
-      const rewards = samples.map((ids, j) => cider!.score(rows[j], vocab.decode(ids)));
-      rewardSum += rewards.reduce((a, b) => a + b, 0) / rewards.length;
-      const sampled = samples.map((ids, j) => {
-        const g = Math.floor(j / K) * K;
-        const others = (rewards.slice(g, g + K).reduce((a, b) => a + b, 0) - rewards[j]) / (K - 1);
-        return { row: rows[j], ids, weight: rewards[j] - others };
-      });
-      // The anchor: one human caption per image, teacher-forced with a small weight, so the
-      // network keeps describing images as people do while the reward sharpens it.
-      const anchors = cfg.scstXent > 0 ? imgs.map((i) => {
-        const refs = refIds[i];
-        return { row: i, ids: refs[(state.step + i) % refs.length], weight: cfg.scstXent }; // not rand(): resuming mid-epoch must see the same batches
-      }) : [];
-      return [...sampled, ...anchors];
-    };
-
-    const progress = new Progress(`epoch ${state.epoch + 1}/${cfg.epochs}`, batches.length, "steps");
-    progress.done = state.stepInEpoch;
-    const t0 = performance.now();
-    let mark = t0; // time up to `mark` is already counted in state.trainSeconds
-    const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
-    let epochTokens = 0, xentSum = 0, xentN = 0, rewardSum = 0;
-    let evalMs = 0; // dev measurements within the epoch, left out of its tokens/s
-    for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
-      const items = cfg.scst ? await selfCriticalItems(batches[bi]) : teacherItems(bi);
-      const results = await Promise.all(replicas.map((r, w) => {
-        const shard = items.slice(Math.floor((w * items.length) / replicas.length), Math.floor(((w + 1) * items.length) / replicas.length));
-        const b = toBatch(shard.map((it) => it.ids));
-        const weights = cfg.scst ? Float32Array.from(shard, (it) => it.weight!) : undefined;
-        return r.call({ type: "grads", rows: Int32Array.from(shard, (it) => it.row), ...b, weights, dropout: cfg.dropout, attnReg: cfg.scst ? 0 : cfg.attnReg }).then((m) => ({ ...m, tokens: b.tokens }));
-      }));
-      // Token-weighted average of the replicas' gradients, then clip by global norm.
-      const tokens = results.reduce((s, r) => s + r.tokens, 0);
-      const slots = gradSabs.map((s) => new Float32Array(s));
-      const wts = results.map((r) => r.tokens / tokens);
-      let sq = 0;
-      for (let i = 0; i < nParams; i++) {
-        let g = 0;
-        for (let w = 0; w < slots.length; w++) g += slots[w][i] * wts[w];
-        avg[i] = g;
-        sq += g * g;
-      }
-      const norm = Math.sqrt(sq);
-      if (norm > cfg.clip) for (let i = 0; i < nParams; i++) avg[i] *= cfg.clip / norm;
-      await Promise.all(replicas.map((r) => r.call({ type: "apply", lr: state.lr })));
-      const xent = results.reduce((s, r, w) => s + r.xent * wts[w], 0);
-      if (!Number.isFinite(xent)) throw new Error(`loss became ${xent} at step ${state.step}; lower --lr`);
-      xentSum += xent; xentN++;
-      epochTokens += tokens;
-      state.tokens += tokens;
-      state.step++;
-      state.stepInEpoch = bi + 1;
-      if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
-      const secs = (performance.now() - t0 - evalMs) / 1000;
-      progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / xentN).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
-      if (state.step % cfg.saveEvery === 0) {
-        countTime();
-        await save(path.join(ckptDir, "latest"));
-        saveState();
-      }
-      if (cfg.evalEvery > 0 && state.stepInEpoch % cfg.evalEvery === 0 && state.stepInEpoch < batches.length) {
-        // A point between epochs, recorded at a fractional epoch. It can become "best"; the
-        // learning-rate decay and early stopping still happen only at the end of an epoch.
-        const e0 = performance.now();
-        const ev = await evaluate();
-        evalMs += performance.now() - e0;
-        const at = state.epoch + state.stepInEpoch / batches.length;
-        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: peakRssMB() });
-        if (process.stderr.isTTY) process.stderr.write("\n");
-        console.log(`epoch ${at.toFixed(2)}: dev xent ${ev.devXent.toFixed(3)}, dev greedy BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}`);
-        countTime();
-        await keepBest(ev.cider, at);
-        saveState();
-      }
-    }
-    const seconds = (performance.now() - t0 - evalMs) / 1000;
-    progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
-    const ev = await evaluate();
-    // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
-    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, xentN), trainReward: cfg.scst ? rewardSum / Math.max(1, xentN) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
-    state.history.push(rec);
-    countTime();
-    console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MiB`);
-    for (const s of ev.samples) console.log(`  e.g. "${s}"`);
-    state.epoch++;
-    state.stepInEpoch = 0;
-    // An epoch that ends below the best point so far (a mid-epoch one included) counts as bad.
-    if (await keepBest(ev.cider, state.epoch)) state.badEpochs = 0;
-    else {
-      state.badEpochs++;
-      state.lr *= cfg.lrDecay;
-    }
-    saveState();
-    await writeCurves(state, runDir);
-  }
-  console.log(`done: best dev CIDEr-D ${state.best.cider.toFixed(4)} at epoch ${state.best.epoch}; ${fmt(state.trainSeconds)} of training, ${(state.tokens / Math.max(1, state.trainSeconds)).toFixed(0)} tok/s overall`);
-  console.log(`best weights: ${path.join(ckptDir, "best")}; curves: ${path.join(runDir, "curves.png")}`);
-  await Promise.all(replicas.map((r) => r.worker.terminate()));
-  return state;
 }
+
+/**
+ * One epoch's batches: shuffled, then sorted by length within windows of 50 batches so padding stays
+ * small, then the batches shuffled. Teacher forcing walks over captions, self-critical training over
+ * images (each sampled --scst times). With --flip, each example is mirrored with probability 1/2.
+ */
+function epochBatches(run: Run, rand: () => number): { batches: number[][]; flips: boolean[][] } {
+  const { cfg, captions } = run;
+  const perBatch = cfg.scst ? Math.max(1, Math.floor(cfg.batch / cfg.scst)) : cfg.batch;
+  const lengthOf = (i: number) => (cfg.scst ? 0 : captions[i].ids.length);
+  const order = (cfg.scst ? run.trainImgs : captions).map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+  const batches: number[][] = [];
+  for (let w = 0; w < order.length; w += perBatch * 50) {
+    const win = order.slice(w, w + perBatch * 50).sort((a, b) => lengthOf(a) - lengthOf(b));
+    for (let i = 0; i < win.length; i += perBatch) batches.push(win.slice(i, i + perBatch));
+  }
+  for (let i = batches.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [batches[i], batches[j]] = [batches[j], batches[i]]; }
+  return { batches, flips: batches.map((b) => b.map(() => cfg.flip && rand() < 0.5)) };
+}
+
+/** Teacher forcing: a mirrored example reads the mirrored features (rows after the originals) and swaps left/right in its caption. */
+function teacherItems(run: Run, batch: number[], flips: boolean[]): Item[] {
+  const nTrain = run.trainImgs.length;
+  return batch.map((ci, k) => {
+    const { img, ids } = run.captions[ci];
+    return flips[k] ? { row: img + nTrain, ids: ids.map((x) => run.swap.get(x) ?? x), weight: 1 } : { row: img, ids, weight: 1 };
+  });
+}
+
+/**
+ * Self-critical: sample captions per image, reward each by CIDEr-D against the image's references,
+ * and weight its log-likelihood by the reward minus the mean reward of the image's other samples.
+ * With --scstXent, one human caption per image is added, teacher-forced with that small weight, so
+ * the network keeps describing images as people do while the reward sharpens it.
+ */
+async function selfCriticalItems(run: Run, imgs: number[], step: number): Promise<{ items: Item[]; meanReward: number }> {
+  const { cfg, replicas } = run;
+  const K = cfg.scst;
+  const rows = imgs.flatMap((i) => Array<number>(K).fill(i));
+  const parts = await Promise.all(replicas.map((r, w) => {
+    const sub = rows.slice(Math.floor((w * rows.length) / replicas.length), Math.floor(((w + 1) * rows.length) / replicas.length));
+    return sub.length ? r.call({ type: "sample", rows: Int32Array.from(sub), maxLen: cfg.maxLen, seed: cfg.seed * 7919 + step * 31 + w }).then((m) => m.ids as number[][]) : Promise.resolve([]);
+  }));
+  const samples = parts.flat();
+  const rewards = samples.map((ids, j) => run.cider!.score(rows[j], run.vocab.decode(ids)));
+  const sampled = samples.map((ids, j) => {
+    const g = Math.floor(j / K) * K;
+    const others = (rewards.slice(g, g + K).reduce((a, b) => a + b, 0) - rewards[j]) / (K - 1);
+    return { row: rows[j], ids, weight: rewards[j] - others };
+  });
+  const anchors = cfg.scstXent > 0 ? imgs.map((i) => {
+    const refs = run.refIds[i];
+    return { row: i, ids: refs[(step + i) % refs.length], weight: cfg.scstXent }; // not rand(): resuming mid-epoch must see the same batches
+  }) : [];
+  return { items: [...sampled, ...anchors], meanReward: rewards.reduce((a, b) => a + b, 0) / rewards.length };
+}
+
+/**
+ * One optimiser step: each replica takes the gradient of its shard, the gradients are averaged
+ * (weighted by tokens) and clipped by global norm, and every replica applies the same average.
+ */
+async function trainStep(run: Run, items: Item[], lr: number): Promise<{ xent: number; norm: number; tokens: number }> {
+  const { cfg, replicas } = run;
+  const results = await Promise.all(replicas.map((r, w) => {
+    const shard = items.slice(Math.floor((w * items.length) / replicas.length), Math.floor(((w + 1) * items.length) / replicas.length));
+    const b = toBatch(shard.map((it) => it.ids));
+    const weights = cfg.scst ? Float32Array.from(shard, (it) => it.weight) : undefined;
+    return r.call({ type: "grads", rows: Int32Array.from(shard, (it) => it.row), ...b, weights, dropout: cfg.dropout, attnReg: cfg.scst ? 0 : cfg.attnReg }).then((m) => ({ xent: m.xent as number, tokens: b.tokens }));
+  }));
+  const tokens = results.reduce((s, r) => s + r.tokens, 0);
+  const wts = results.map((r) => r.tokens / tokens);
+  const norm = averageGradients(run.grads, wts, run.avg, cfg.clip);
+  await Promise.all(replicas.map((r) => r.call({ type: "apply", lr })));
+  return { xent: results.reduce((s, r, w) => s + r.xent * wts[w], 0), norm, tokens };
+}
+
+/** avg = sum of weights[w] * grads[w], scaled down to norm `clip` if longer; returns the norm before clipping. */
+export function averageGradients(grads: Float32Array[], weights: number[], avg: Float32Array, clip: number): number {
+  let sq = 0;
+  for (let i = 0; i < avg.length; i++) {
+    let g = 0;
+    for (let w = 0; w < grads.length; w++) g += grads[w][i] * weights[w];
+    avg[i] = g;
+    sq += g * g;
+  }
+  const norm = Math.sqrt(sq);
+  if (norm > clip) for (let i = 0; i < avg.length; i++) avg[i] *= clip / norm;
+  return norm;
+}
+
+/**
+ * Dev measurements: the teacher-forced loss, and greedy captions of every dev image under the app's
+ * repeat rule (model/search.ts isRepeat) scored by BLEU-4 and CIDEr-D, so the checkpoint is chosen
+ * under the decoding that ships. Both are split across the replicas.
+ */
+async function evaluateDev(run: Run): Promise<{ devXent: number; bleu4: number; cider: number; samples: string[] }> {
+  const { replicas, devCaps, devImgs, cfg } = run;
+  let xsum = 0, tsum = 0;
+  const chunks: Caption[][] = [];
+  for (let i = 0; i < devCaps.length; i += 200) chunks.push(devCaps.slice(i, i + 200));
+  for (let i = 0; i < chunks.length; i += replicas.length) {
+    const rs = await Promise.all(replicas.map((r, w) => {
+      const ch = chunks[i + w];
+      if (!ch) return Promise.resolve(null);
+      const b = toBatch(ch.map((c) => c.ids));
+      return r.call({ type: "loss", rows: Int32Array.from(ch, (c) => c.img), ...b }).then((m) => ({ x: m.xent, t: b.tokens }));
+    }));
+    for (const r of rs) if (r) (xsum += r.x * r.t), (tsum += r.t);
+  }
+  const ids: number[][] = new Array(devImgs.length);
+  const per = Math.ceil(devImgs.length / replicas.length);
+  await Promise.all(replicas.map(async (r, w) => {
+    for (let s = w * per; s < Math.min(devImgs.length, (w + 1) * per); s += 100) {
+      const e = Math.min(s + 100, (w + 1) * per, devImgs.length);
+      const m = await r.call({ type: "greedy", rows: Int32Array.from({ length: e - s }, (_, k) => s + k), maxLen: cfg.maxLen, repeatable: run.repeatable });
+      m.ids.forEach((x: number[], k: number) => (ids[s + k] = x));
+    }
+  }));
+  const cands = ids.map((x) => run.vocab.decode(x));
+  const sc = scoreCaptions(cands, devImgs.map((i) => i.captions));
+  return { devXent: xsum / tsum, bleu4: sc.bleu4, cider: sc.cider, samples: cands.slice(0, 3).map((c) => c.join(" ")) };
+}
+
+/** Writes the weights (and Adam's moments) to a checkpoint folder. */
+async function saveWeights(run: Run, dir: string) {
+  mkdirSync(dir, { recursive: true });
+  await run.replicas[0].call({ type: "save", path: dir });
+}
+
+/**
+ * The run's record: checkpoints/<name>/state.json (what resuming reads), and a copy inside latest/
+ * and best/, so that either folder alone (copied elsewhere) holds its decoder config, history and
+ * ancestry and can be exported.
+ */
+function saveState(ckptDir: string, state: State) {
+  const json = JSON.stringify(state);
+  writeFileSync(path.join(ckptDir, "state.json"), json);
+  for (const sub of ["latest", "best"]) if (existsSync(path.join(ckptDir, sub, "params.json"))) writeFileSync(path.join(ckptDir, sub, "state.json"), json);
+}
+
+/**
+ * Saves the current weights as "latest", and also as "best" when their dev CIDEr-D beats every
+ * point measured so far (whole epochs and --evalEvery points alike).
+ */
+async function keepBest(run: Run, ckptDir: string, state: State, cider: number, at: number): Promise<boolean> {
+  await saveWeights(run, path.join(ckptDir, "latest"));
+  if (cider <= state.best.cider) return false;
+  state.best = { cider, epoch: at };
+  rmSync(path.join(ckptDir, "best"), { recursive: true, force: true });
+  cpSync(path.join(ckptDir, "latest"), path.join(ckptDir, "best"), { recursive: true });
+  return true;
+}
+
+const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 async function writeCurves(s: State, dir: string) {
   writeFileSync(path.join(dir, "history.json"), JSON.stringify({ history: s.history, steps: s.steps, best: s.best, config: s.config }, null, 1));
-  await writeChart(path.join(dir, "curves.png"), [
+  await drawCurves(s, path.join(dir, "curves.png"));
+}
+
+/** A run's loss and dev-score curves as a picture (the trainer's runs/<name>/curves.png; export draws them again from a checkpoint's record). */
+export async function drawCurves(s: Pick<State, "history" | "steps" | "step" | "epoch">, file: string) {
+  await writeChart(file, [
     { title: "cross-entropy per word", xLabel: "epoch", series: [
       { name: "train (per step)", color: "#9bb", points: s.steps.map(([st, x]) => [st / Math.max(1, s.step / Math.max(1, s.epoch)), x]) },
       { name: "train (epoch mean)", color: "#1a7", points: s.history.filter((h) => Number.isFinite(h.trainXent)).map((h) => [h.epoch, h.trainXent]) },
