@@ -5,12 +5,13 @@
  * same clear errors with objects on.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ImageError, loadCaptioner, type Captioner } from "../model/index.ts";
 import { classOf, findObjectMentions, namedObjects } from "../model/objects.ts";
 import { tokenize } from "../model/text.ts";
+import { readCoco } from "../notebooks-port/lib/coco.ts";
 import { COCO } from "./support/studio.ts";
 
 const skip = !existsSync(COCO) && `no coco-dev at ${COCO}`;
@@ -22,13 +23,14 @@ after(() => captioner?.dispose());
 
 /** Every 10th coco-dev photo whose references (at least 3 of them) agree on an object. */
 function photos(): { file: string; wanted: Set<string> }[] {
-  const j = JSON.parse(readFileSync(path.join(COCO, "captions_coco-dev.json"), "utf8")) as { images: { id: number; file_name: string }[]; annotations: { image_id: number; caption: string }[] };
+  // Read as evaluate reads it (every photo, in the caption file's order).
+  const coco = readCoco(path.join(COCO, "captions_coco-dev.json"), { devFraction: 0, testFraction: 0 });
   const out: { file: string; wanted: Set<string> }[] = [];
-  for (const im of j.images.filter((_, i) => i % 10 === 0)) {
+  for (const file of coco.splits.train.filter((_, i) => i % 10 === 0)) {
     const counts = new Map<string, number>();
-    for (const a of j.annotations.filter((x) => x.image_id === im.id)) for (const o of namedObjects(tokenize(a.caption))) counts.set(o, (counts.get(o) ?? 0) + 1);
+    for (const c of coco.captions.get(file)!) for (const o of namedObjects(tokenize(c))) counts.set(o, (counts.get(o) ?? 0) + 1);
     const wanted = new Set([...counts].filter(([, n]) => n >= 3).map(([o]) => o));
-    if (wanted.size) out.push({ file: path.join(COCO, "images", im.file_name), wanted });
+    if (wanted.size) out.push({ file: path.join(coco.imageDir, file), wanted });
   }
   return out;
 }

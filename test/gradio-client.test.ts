@@ -5,15 +5,13 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { Client, handle_file } from "@gradio/client";
 import sharp from "sharp";
-import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
-import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
-import { DATA, startStudio, waitFor } from "./support/studio.ts";
+import { DATA, studioFixture, waitFor } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 4);
@@ -28,21 +26,17 @@ interface FileData {
   meta: { _type: string };
 }
 
-let captioner: Captioner;
-const servers: StudioApp[] = [];
-const clients: Client[] = [];
+/** Greedy and short captions keep the test light. */
+const fixture = studioFixture({ beam: 1, maxLen: 12 });
 
-/** A studio on a random port; greedy and short captions keep the test light. */
+/** A studio on a random port; its URL ends in "/" (Gradio's root). */
 async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const { studio, url } = await startStudio(captioner, { beam: 1, maxLen: 12, ...overrides });
-  servers.push(studio);
+  const { studio, url } = await fixture.serve(overrides);
   return { studio, url: `${url}/` };
 }
 
 async function connect(url: string, events: ("data" | "status")[] = ["data"]): Promise<Client> {
-  const client = await Client.connect(url, { events });
-  clients.push(client);
-  return client;
+  return fixture.track(await Client.connect(url, { events }));
 }
 
 /** What the studio's own HTTP API answers for the same photo (same server defaults). */
@@ -51,16 +45,6 @@ async function studioCaption(url: string, photo: Buffer): Promise<string> {
   assert.equal(res.status, 200);
   return ((await res.json()) as { caption: string }).caption;
 }
-
-before(async () => {
-  captioner = await loadCaptioner();
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(servers.map((s) => s.close()));
-  captioner?.dispose();
-});
 
 describe("@gradio/client against the studio", () => {
   let url: string;
@@ -86,7 +70,7 @@ describe("@gradio/client against the studio", () => {
     const result = await client.predict("/predict", [handle_file(JPEG)]);
     const [caption, picture] = result.data as [string, FileData];
     assert.equal(caption, await studioCaption(url, JPEG), "the same caption as POST /api/caption");
-    for (const w of caption.split(" ")) assert.ok(captioner.words.includes(w), `${w} is in the vocabulary`);
+    for (const w of caption.split(" ")) assert.ok(fixture.captioner.words.includes(w), `${w} is in the vocabulary`);
     assert.equal(picture.meta._type, "gradio.FileData");
     assert.equal(picture.mime_type, "image/png");
     assert.ok(picture.url.startsWith(`${url}gradio_api/file=`), picture.url);

@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
+import { readCoco } from "../notebooks-port/lib/coco.ts";
+import { flickr8kDir, readFlickr8k } from "../notebooks-port/lib/flickr8k.ts";
 import { bleu, ciderD, humanAgreement, objectRecall, rougeL, scoreCaptions } from "../notebooks-port/lib/metrics.ts";
 import { tokenize } from "../model/text.ts";
+import { COCO } from "./support/studio.ts";
 
 const w = (s: string) => s.split(" ");
 const close = (actual: number, expected: number, tol: number, what: string) =>
@@ -51,26 +52,19 @@ test("CIDEr-D: exact matches score 10 per n-gram order present", () => {
   close(ciderD(cands, cands.map((c) => [c])), (10 + 7.5) / 2, 1e-9, "CIDEr-D");
 });
 
-// Published-style sanity figures on the Flickr8k test split (reference values from pycocoevalcap).
+// Published-style sanity figures on the Flickr8k test split (reference values from pycocoevalcap),
+// read by the pipeline's own reader (notebooks-port/lib/flickr8k.ts), as evaluate does.
 const dataDir = flickr8kDir();
 const haveData = existsSync(join(dataDir, "Flickr8k.token.txt")) && existsSync(join(dataDir, "splits", "Flickr_8k.testImages.txt"));
 
-/** Tokenised captions of each test image, in caption-number order (#0..#4). */
+/** Tokenised captions of each test image, in the token file's order (#0..#4). */
 function testSplitCaptions(): string[][][] {
-  const byImage = new Map<string, string[][]>();
-  for (const line of readFileSync(join(dataDir, "Flickr8k.token.txt"), "utf8").split(/\r?\n/)) {
-    const m = /^(.+?)#(\d+)\t(.*)$/.exec(line);
-    if (!m) continue;
-    const caps = byImage.get(m[1]) ?? [];
-    caps[Number(m[2])] = tokenize(m[3]);
-    byImage.set(m[1], caps);
-  }
-  const images = readFileSync(join(dataDir, "splits", "Flickr_8k.testImages.txt"), "utf8").split(/\s+/).filter(Boolean);
-  assert.equal(images.length, 1000);
-  return images.map((img) => {
-    const caps = byImage.get(img);
+  const ds = readFlickr8k(dataDir);
+  assert.equal(ds.splits.test.length, 1000);
+  return ds.splits.test.map((img) => {
+    const caps = ds.captions.get(img);
     assert.ok(caps && caps.length === 5, `${img} should have 5 captions`);
-    return caps;
+    return caps.map(tokenize);
   });
 }
 
@@ -145,14 +139,12 @@ test("human agreement: caption 0 against the others", () => {
 });
 
 // coco-dev's README gives pycocoevalcap's human agreement (caption 0 against the other captions).
-const cocoDir = process.env.COCO_DEV_DIR ?? fileURLToPath(new URL("../../shared/data/coco-dev/", import.meta.url));
-const cocoFile = join(cocoDir, "captions_coco-dev.json");
+const cocoFile = join(COCO, "captions_coco-dev.json");
 
-test("coco-dev human agreement matches pycocoevalcap's figures", { skip: existsSync(cocoFile) ? false : `no coco-dev at ${cocoDir} (set COCO_DEV_DIR)` }, () => {
-  const coco = JSON.parse(readFileSync(cocoFile, "utf8")) as { images: { id: number }[]; annotations: { image_id: number; caption: string }[] };
-  const byImage = new Map<number, string[][]>();
-  for (const a of coco.annotations) byImage.set(a.image_id, [...(byImage.get(a.image_id) ?? []), tokenize(a.caption)]);
-  const h = humanAgreement(coco.images.map((i) => byImage.get(i.id)!));
+test("coco-dev human agreement matches pycocoevalcap's figures", { skip: existsSync(cocoFile) ? false : `no coco-dev at ${COCO} (set COCO_DEV_DIR)` }, () => {
+  // Read as evaluate reads it: every photo, in the caption file's order.
+  const coco = readCoco(cocoFile, { devFraction: 0, testFraction: 0 });
+  const h = humanAgreement(coco.splits.train.map((f) => coco.captions.get(f)!.map(tokenize)));
   assert.equal(h.images, 408);
   close(h.bleu4, 0.207, 0.0015, "human BLEU-4");
   close(h.cider, 0.967, 0.0015, "human CIDEr-D");

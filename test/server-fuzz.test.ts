@@ -12,15 +12,12 @@
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
-import { loadCaptioner } from "../model/index.ts";
+import { describe, it } from "node:test";
 import { tf } from "../model/tf.ts";
-import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import type { ServerConfig } from "../server/config.ts";
+import type { StudioApp } from "../server/app.ts";
 import { forgedHeaders, viaHttp as http, viaSocket as socket, type Outcome } from "./fuzz-client.ts";
 import { fuzzInputs, fuzzSeeds, type FuzzInput } from "./fuzz-inputs.ts";
-import { connected, DATA, openClient, startStudio, type Client } from "./support/studio.ts";
+import { connected, DATA, openClient, studioFixture, type Client } from "./support/studio.ts";
 
 const FUZZ_INPUTS = 2400;
 const SOAK_CAPTIONS = 320;
@@ -33,20 +30,11 @@ const viaSocket = (s: Client, image: Uint8Array, opts: Record<string, unknown>) 
 const viaHttp = (url: string, image: Uint8Array, query: string, multipart: boolean, headers: Record<string, string> = {}): Promise<Outcome> => http(url, image, query, multipart, REFUSALS, headers);
 const mb = (bytes: number) => Math.round(bytes / 1048576);
 
-let captioner: Captioner;
-const studios: StudioApp[] = [];
-const sockets: Client[] = [];
-
-async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  // No rate limit: one address sends everything here.
-  const { studio, url } = await startStudio(captioner, { rateLimit: 0, maxQueue: 64, ...overrides });
-  studios.push(studio);
-  return { studio, url };
-}
+// No rate limit: one address sends everything here.
+const { serve, track } = studioFixture({ rateLimit: 0, maxQueue: 64 });
 
 async function socketTo(url: string): Promise<Client> {
-  const s = openClient(url);
-  sockets.push(s);
+  const s = track(openClient(url));
   await connected(s);
   return s;
 }
@@ -54,16 +42,6 @@ async function socketTo(url: string): Promise<Client> {
 async function idle(studio: StudioApp): Promise<void> {
   while (studio.jobs.stats.running + studio.jobs.stats.waiting + studio.jobs.stats.inFlight > 0) await new Promise((r) => setTimeout(r, 10));
 }
-
-before(async () => {
-  captioner = await loadCaptioner();
-});
-
-after(async () => {
-  sockets.forEach((s) => s.close());
-  await Promise.all(studios.map((s) => s.close()));
-  captioner?.dispose();
-});
 
 describe("fuzzing the upload path", () => {
   it(`${FUZZ_INPUTS} hostile files: each gets a caption or a 4xx, the server stays up, memory stays bounded`, { timeout: 600_000 }, async () => {

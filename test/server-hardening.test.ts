@@ -12,17 +12,13 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Client as GradioClient, handle_file } from "@gradio/client";
 import sharp from "sharp";
-import { loadCaptioner } from "../model/index.ts";
-import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
 import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
 import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
-import { connected, DATA, handshakeStatus, openClient, startStudio, waitFor, type Client } from "./support/studio.ts";
+import { connected, DATA, handshakeStatus, openClient, studioFixture, waitFor, type Client } from "./support/studio.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const IMAGES = path.join(DATA, "images");
@@ -30,20 +26,10 @@ const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slic
 const JPEG = PHOTOS[0];
 const T = { timeout: 120_000 };
 
-let captioner: Captioner;
-const studios: StudioApp[] = [];
-const clients: Client[] = [];
-
-async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string; port: number }> {
-  const { studio, url, port } = await startStudio(captioner, overrides);
-  studios.push(studio);
-  return { studio, url, port };
-}
+const { serve, track } = studioFixture();
 
 function socket(url: string, opts: Parameters<typeof openClient>[1] = {}): Client {
-  const s = openClient(url, opts);
-  clients.push(s);
-  return s;
+  return track(openClient(url, opts));
 }
 
 function outcome(s: Client): Promise<{ connected: true } | { connected: false; error: Error }> {
@@ -75,16 +61,6 @@ function raw(port: number, request: string): Promise<{ status: number; text: str
     s.on("error", reject);
   });
 }
-
-before(async () => {
-  captioner = await loadCaptioner();
-});
-
-after(async () => {
-  clients.forEach((c) => c.close());
-  await Promise.all(studios.map((s) => s.close()));
-  captioner?.dispose();
-});
 
 describe("headers", () => {
   it("sends a same-origin CSP and the other security headers, from Express and from Socket.IO", T, async () => {

@@ -12,14 +12,11 @@ import zlib from "node:zlib";
 import sharp, { type SharpOptions } from "sharp";
 import request from "supertest";
 import { toRgbSquare } from "../model/image.ts";
-import { loadCaptioner, PrefixError } from "../model/index.ts";
+import { PrefixError } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
-import type { Captioner } from "../model/types.ts";
-import { createApp, type StudioApp } from "../server/app.ts";
-import type { ServerConfig } from "../server/config.ts";
 import { decodeUpload, sniffImageType } from "../server/decode-upload.ts";
 import { toClientError } from "../server/errors.ts";
-import { DATA, startStudio, waitFor } from "./support/studio.ts";
+import { DATA, studioFixture, waitFor } from "./support/studio.ts";
 
 // Multer's disk storage and most libraries write temp files under os.tmpdir(): point it at a
 // folder of our own, so "no temporary files" is checkable.
@@ -31,15 +28,8 @@ const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slic
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[0]));
 const T = { timeout: 180_000 };
 
-let captioner: Captioner;
-const servers: StudioApp[] = [];
-
-/** A studio on a random port. */
-async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const { studio, url } = await startStudio(captioner, overrides);
-  servers.push(studio);
-  return { studio, url };
-}
+const fixture = studioFixture();
+const { serve } = fixture;
 
 function sumsToOne(alpha: number[], cells: number) {
   assert.equal(alpha.length, cells);
@@ -59,15 +49,13 @@ async function pngClaiming(width: number, height: number): Promise<Buffer> {
 
 let tmpAtStart: string[] = [];
 
-before(async () => {
-  captioner = await loadCaptioner();
-  // The model's runtimes may leave files of their own at load (onnxruntime: mat-debug-<pid>.log).
+before(() => {
+  // After the fixture's captioner: the model's runtimes may leave files of their own at load (onnxruntime: mat-debug-<pid>.log).
   tmpAtStart = readdirSync(tmp).sort();
 });
 
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  captioner?.dispose();
+after(() => {
+  // After the fixture has closed the studios and disposed of the captioner.
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -80,11 +68,11 @@ describe("POST /api/caption", () => {
   it("captions a multipart upload: words with attention grids summing to 1", T, async () => {
     const res = await request(url).post("/api/caption").attach("image", JPEG, "photo.jpg").expect(200).expect("Content-Type", /json/);
     const { caption, words, grid, ms } = res.body;
-    assert.deepEqual(grid, captioner.grid);
+    assert.deepEqual(grid, fixture.captioner.grid);
     assert.ok(typeof caption === "string" && caption.length > 0);
     assert.ok(words.length > 0);
     for (const w of words) {
-      assert.ok(captioner.words.includes(w.word), `${w.word} is in the vocabulary`);
+      assert.ok(fixture.captioner.words.includes(w.word), `${w.word} is in the vocabulary`);
       assert.ok(w.prob > 0 && w.prob <= 1);
       sumsToOne(w.alpha, grid[0] * grid[1]);
     }
@@ -313,7 +301,7 @@ describe("pages", () => {
     const res = await request(url).get("/api/health").expect(200);
     assert.equal(res.body.status, "ok");
     assert.equal(res.body.ready, true);
-    assert.deepEqual(res.body.model.grid, captioner.grid);
+    assert.deepEqual(res.body.model.grid, fixture.captioner.grid);
     assert.equal(res.body.queue.concurrency, 2);
     assert.ok(res.body.memory.rssMb > 0);
   });

@@ -13,15 +13,13 @@ import http from "node:http";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium } from "playwright-core";
-import { loadCaptioner } from "../model/index.ts";
 import { tf } from "../model/tf.ts";
-import type { Captioner } from "../model/types.ts";
 import type { StudioApp } from "../server/app.ts";
 import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
-import { startShare, type Share } from "../server/share/index.ts";
+import { startShare } from "../server/share/index.ts";
 import { TunnelServer } from "./tunnel-server.ts";
-import { connected, DATA, handshakeStatus, openClient, startStudio, type Client } from "./support/studio.ts";
+import { connected, DATA, handshakeStatus, openClient, studioFixture, type Client } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTO = path.join(IMAGES, readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort()[2]);
@@ -31,15 +29,11 @@ const T = { timeout: 120_000 };
 /** Fast reconnects for the tests. */
 const BACKOFF = { firstMs: 100, maxMs: 500 };
 
-let captioner: Captioner;
+const { serve: serveStudio, track } = studioFixture();
 let tunnels: TunnelServer;
-const studios: StudioApp[] = [];
-const shares: Share[] = [];
-const clients: Client[] = [];
 
 async function serve(overrides: Partial<ServerConfig>): Promise<{ studio: StudioApp; config: ServerConfig; port: number }> {
-  const { studio, config, port } = await startStudio(captioner, { shareHost: tunnels.url, ...overrides });
-  studios.push(studio);
+  const { studio, config, port } = await serveStudio({ shareHost: tunnels.url, ...overrides });
   return { studio, config, port };
 }
 
@@ -48,8 +42,8 @@ async function shared(overrides: Partial<ServerConfig> = {}) {
   const { studio, config, port } = await serve({ share: true, ...overrides });
   const logs: string[] = [];
   const entry = await studio.tunnelEntry(); // as server/index.ts does: the tunnel's own way in
-  const share = startShare({ config, localPort: entry.port, localHost: entry.host, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: BACKOFF, openTimeoutMs: 5000 });
-  shares.push(share);
+  // Closed with the clients, before the studios.
+  const share = track(startShare({ config, localPort: entry.port, localHost: entry.host, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: BACKOFF, openTimeoutMs: 5000 }));
   const link = await share.ready;
   assert.ok(link, `the share opened: ${logs.join("\n")}`);
   const publicUrl = new URL(link);
@@ -85,9 +79,7 @@ const cookieOf = (r: Reply) => (r.headers["set-cookie"] ?? []).map((c) => c.spli
 
 /** A socket.io-client socket through the tunnel, websocket only. */
 function socketTo(origin: string, opts: { query?: Record<string, string>; headers?: Record<string, string> } = {}): Client {
-  const socket = openClient(origin, { agent: tunnels.agent as never, query: opts.query, extraHeaders: opts.headers });
-  clients.push(socket);
-  return socket;
+  return track(openClient(origin, { agent: tunnels.agent as never, query: opts.query, extraHeaders: opts.headers }));
 }
 
 /** The HTTP status of a refused handshake. */
@@ -124,16 +116,12 @@ async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<
 }
 
 before(async () => {
-  captioner = await loadCaptioner();
   tunnels = await TunnelServer.start();
 });
 
 after(async () => {
-  clients.forEach((c) => c.close());
-  await Promise.all(shares.map((s) => s.close()));
-  await Promise.all(studios.map((s) => s.close()));
+  // After the fixture has closed the clients, shares and studios.
   await tunnels?.close();
-  captioner?.dispose();
 });
 
 describe("share link through a loopback localtunnel server", () => {
@@ -329,8 +317,7 @@ describe("providers that cannot work say why in one line; the studio keeps runni
   async function failing(overrides: Partial<ServerConfig>, expectState: "failed" | "connecting") {
     const { studio, config, port } = await serve({ share: true, ...overrides });
     const logs: string[] = [];
-    const share = startShare({ config, localPort: port, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: { firstMs: 50, maxMs: 100 }, openTimeoutMs: 5000 });
-    shares.push(share);
+    const share = track(startShare({ config, localPort: port, linkQuery: studio.access.linkQuery, log: (l) => logs.push(l), backoff: { firstMs: 50, maxMs: 100 }, openTimeoutMs: 5000 }));
     await waitFor(() => logs.length > 0, "a message");
     await new Promise((r) => setTimeout(r, 600)); // several retries
     assert.equal(logs.length, 1, `one line, however many retries: ${logs.join("\n")}`);

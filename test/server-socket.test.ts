@@ -6,34 +6,21 @@
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
-import { loadCaptioner } from "../model/index.ts";
+import { before, describe, it } from "node:test";
 import { tf } from "../model/tf.ts";
-import type { Captioner } from "../model/types.ts";
-import type { StudioApp } from "../server/app.ts";
-import type { ServerConfig } from "../server/config.ts";
 import type { CaptionAck, DoneEvent, FailedEvent, StepEvent } from "../server/events.ts";
-import { connectClient, DATA, startStudio, waitFor, type Client } from "./support/studio.ts";
+import { connectClient, DATA, studioFixture, waitFor, type Client } from "./support/studio.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTOS = readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort().slice(0, 6);
 const JPEG = readFileSync(path.join(IMAGES, PHOTOS[1]));
 const T = { timeout: 180_000 };
 
-let captioner: Captioner;
-const studios: StudioApp[] = [];
-const clients: Client[] = [];
-
-async function serve(overrides: Partial<ServerConfig> = {}): Promise<{ studio: StudioApp; url: string }> {
-  const { studio, url } = await startStudio(captioner, overrides);
-  studios.push(studio);
-  return { studio, url };
-}
+const fixture = studioFixture();
+const { serve, track } = fixture;
 
 async function client(url: string): Promise<Client> {
-  const socket = await connectClient(url);
-  clients.push(socket);
-  return socket;
+  return track(await connectClient(url));
 }
 
 interface Recorded {
@@ -69,16 +56,6 @@ async function caption(socket: Client, req: Record<string, unknown>): Promise<Re
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
-before(async () => {
-  captioner = await loadCaptioner();
-});
-
-after(async () => {
-  clients.forEach((c) => c.close());
-  await Promise.all(studios.map((s) => s.close()));
-  captioner?.dispose();
-});
-
 describe("streaming a caption", () => {
   let url: string;
   before(async () => {
@@ -99,7 +76,7 @@ describe("streaming a caption", () => {
     assert.ok(names.slice(1, -1).every((n) => n === "step"), `only steps between started and done: ${names}`);
 
     const [h, w] = (job.events[0].payload as { grid: [number, number] }).grid;
-    assert.deepEqual([h, w], captioner.grid);
+    assert.deepEqual([h, w], fixture.captioner.grid);
     const steps = job.events.filter((e) => e.name === "step").map((e) => e.payload as unknown as StepEvent);
     const done = end.payload as DoneEvent;
     assert.equal(steps.length, done.words.length, "greedy: exactly one step per word");
@@ -167,7 +144,7 @@ describe("streaming a caption", () => {
     const isTop = (top: { word: string; prob: number }[], what: string) => {
       assert.equal(top.length, 5, what);
       for (let i = 1; i < 5; i++) assert.ok(top[i - 1].prob >= top[i].prob, `${what}: most likely first`);
-      assert.ok(top.every((c) => c.prob > 0 && c.prob <= 1 && (c.word === "<end>" || captioner.words.includes(c.word))), what);
+      assert.ok(top.every((c) => c.prob > 0 && c.prob <= 1 && (c.word === "<end>" || fixture.captioner.words.includes(c.word))), what);
       assert.ok(top.reduce((a, c) => a + c.prob, 0) <= 1 + 1e-6, what);
     };
     for (const s of steps) {

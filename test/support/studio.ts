@@ -1,7 +1,8 @@
-/** What the server tests share: where the photos are, and a real studio on a random loopback port. */
+/** What the server tests share: where the photos are, a real studio on a random loopback port, and the files' lifecycle (studioFixture). */
 import type { AddressInfo } from "node:net";
 import { io as connect, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Captioner } from "../../model/types.ts";
 import { flickr8kDir } from "../../notebooks-port/lib/flickr8k.ts";
@@ -23,6 +24,54 @@ export async function startStudio(captioner: Captioner, overrides: Partial<Serve
   await new Promise<void>((resolve) => studio.httpServer.listen(0, "127.0.0.1", resolve));
   const { port } = studio.httpServer.address() as AddressInfo;
   return { studio, config, url: `http://127.0.0.1:${port}`, port };
+}
+
+/** What a test opens and the fixture closes after the file's tests: a Socket.IO client, a Gradio client, a share. */
+export interface Closable {
+  close(): unknown;
+}
+
+/**
+ * The lifecycle the server test files share: one real captioner loaded before the file's tests,
+ * and every studio and client they open closed after them (clients first, then studios, then the
+ * captioner). Call it once at the top of a test file; `defaults` are that file's server settings,
+ * under each serve()'s overrides. The file's own before/after hooks run after these.
+ */
+export function studioFixture(defaults: Partial<ServerConfig> = {}) {
+  let captioner: Captioner | undefined;
+  const studios: StudioApp[] = [];
+  const opened: Closable[] = [];
+  before(async () => {
+    // Imported here so the files that share only the paths above don't load the model runtimes.
+    const { loadCaptioner } = await import("../../model/index.ts");
+    captioner = await loadCaptioner();
+  });
+  after(async () => {
+    await Promise.all(opened.map((c) => c.close()));
+    await Promise.all(studios.map((s) => s.close()));
+    captioner?.dispose();
+  });
+  const loaded = (): Captioner => {
+    if (!captioner) throw new Error("the captioner is loaded in the file's before hook");
+    return captioner;
+  };
+  return {
+    /** The file's captioner (from its before hook on). */
+    get captioner(): Captioner {
+      return loaded();
+    },
+    /** startStudio with the file's defaults and these overrides; closed after the file's tests. */
+    async serve(overrides: Partial<ServerConfig> = {}) {
+      const started = await startStudio(loaded(), { ...defaults, ...overrides });
+      studios.push(started.studio);
+      return started;
+    },
+    /** Closes `client` after the file's tests (before the studios); returns it. */
+    track<C extends Closable>(client: C): C {
+      opened.push(client);
+      return client;
+    },
+  };
 }
 
 /** Polls until cond() holds (tests waiting for a server-side state change); throws after ms. */
