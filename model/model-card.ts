@@ -63,7 +63,31 @@ export interface ModelCard {
   human?: Record<string, CardScores>;
   /** Training-curve pictures, relative to model/. */
   curves?: string[];
+  /** The card's prose: what is shipped, how it was chosen, what did not help, speed, known failures. */
+  sections?: CardSection[];
+  /** Older cards' prose: free paragraphs, shown under "Notes". New cards use `sections`. */
   notes?: string[];
+}
+
+/**
+ * A titled part of the card's prose. Structured, not free paragraphs, so that a reader can find
+ * what they look for by heading, and a sweep's figures sit in a table's rows and columns rather
+ * than in a sentence of "a / b / c". Shown as: the title, the intro, the items as bullets, the tables,
+ * then the subsections one heading level down.
+ */
+export interface CardSection {
+  title: string;
+  intro?: string;
+  items?: string[];
+  tables?: CardTable[];
+  subsections?: CardSection[];
+}
+
+/** Cells are text (figures keep the precision they were measured with); a caption says what the rows share. */
+export interface CardTable {
+  caption?: string;
+  columns: string[];
+  rows: string[][];
 }
 
 /** The score columns, in the order the card and the studio show them. */

@@ -1,7 +1,7 @@
 /** Renders model/weights/model-card.json as model/MODEL_CARD.md, so the two never disagree. */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { SCORE_COLUMNS, type CardScores, type ModelCard } from "../../model/model-card.ts";
+import { SCORE_COLUMNS, type CardScores, type CardSection, type CardTable, type ModelCard } from "../../model/model-card.ts";
 
 const f = (x: unknown, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–");
 /** Epochs are whole, except dev measurements taken within an epoch (--evalEvery). */
@@ -11,6 +11,32 @@ const peak = (history: { peakRssMB?: number }[]) => {
   const mb = Math.max(0, ...history.map((h) => h.peakRssMB ?? 0));
   return mb ? `, peak RSS ${(mb / 1024).toFixed(1)} GiB` : ""; // maxRSS is recorded in MiB
 };
+
+/** A table cell: one line, and a "|" in the text must not end the cell. */
+const cellText = (s: unknown) => String(s ?? "").replace(/\s*\n\s*/g, " ").replace(/\|/g, "\\|");
+
+/** A markdown table, its caption in italics on the line above; a row's empty or missing cells show "–", so every row has every column. */
+function table(t: CardTable): string[] {
+  const n = t.columns.length;
+  const row = (cells: unknown[], blank: string) => `| ${Array.from({ length: n }, (_, i) => cellText(cells[i]) || blank).join(" | ")} |`;
+  return [
+    ...(t.caption ? [`*${t.caption.trim()}*`, ""] : []),
+    row(t.columns, ""),
+    `| ${t.columns.map(() => "---").join(" | ")} |`,
+    ...t.rows.map((r) => row(r, "–")),
+    "",
+  ];
+}
+
+/** One section of the card's prose: heading, intro, bullets, tables, then its subsections a level down. */
+function section(s: CardSection, depth = 2): string[] {
+  const out = [`${"#".repeat(depth)} ${s.title}`, ""];
+  if (s.intro) out.push(s.intro, "");
+  if (s.items?.length) out.push(...s.items.map((i) => `- ${i}`), "");
+  for (const t of s.tables ?? []) out.push(...table(t));
+  for (const sub of s.subsections ?? []) out.push(...section(sub, Math.min(depth + 1, 6)));
+  return out;
+}
 
 /** The evaluated sets, in the card's order: key in card.scores, heading, and the ablation's key. */
 const SETS = [
@@ -53,7 +79,7 @@ export function writeModelCardMarkdown(modelDir: string): string {
   const lines: string[] = [
     "# Model card: Show, Attend and Tell on Flickr8k",
     "",
-    "_Generated from `model/weights/model-card.json` by the pipeline's export and evaluate steps; edit the JSON's `notes`, not this file._",
+    "_Generated from `model/weights/model-card.json` by the pipeline's export and evaluate steps; edit the JSON's `sections`, not this file._",
     "",
     "## Model",
     `- Encoder (frozen): \`${a.encoder}\`, a ${a.grid?.join("×")}×${a.featureDim} grid of regions for attention.`,
@@ -63,9 +89,11 @@ export function writeModelCardMarkdown(modelDir: string): string {
     `- Weights: ${card.weights?.dtype}, ${((card.weights?.bytes ?? 0) / 1e6).toFixed(1)} MB.`,
     "",
   ];
-  if (card.notes) lines.push("## Notes", "", ...card.notes.map((n: string) => `- ${n}`), "");
+  for (const s of card.sections ?? []) lines.push(...section(s));
+  // Cards written before `sections` keep their free paragraphs.
+  if (card.notes?.length) lines.push("## Notes", "", ...card.notes.map((n: string) => `- ${n}`), "");
   const curves: string[] = [card.curves ?? []].flat();
-  if (curves.length) lines.push(`Training curves: ${curves.map((c) => `[${c}](${c})`).join(", ")}.`, "");
+  if (curves.length) lines.push("## Training curves", "", curves.map((c) => `[${c}](${c})`).join(", ") + ".", "");
   const d = card.data;
   if (d) lines.push("## Data", "", `${d.dataset}: ${d.train} training, ${d.dev} dev, ${d.test} test images${d.dataset === "Flickr8k" ? " (the standard splits), 5 captions each" : ""}. Vocabulary: words seen at least ${d.minCount} times in training captions (${d.vocabulary} with 4 special tokens). Augmentation: ${d.augmentation}.`, "");
   lines.push(...scoreTables(card));
