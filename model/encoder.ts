@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { graphToOnnx } from "./onnx-encoder.ts";
+import { decodeWeights, graphToOnnx } from "./onnx-encoder.ts";
 import { importOnnxRuntime } from "./onnxruntime.ts";
 import { tf, initBackend } from "./tf.ts";
 
@@ -201,8 +201,75 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
     throw new Error(`cannot read the encoder graph at ${g.source}: ${(e as Error).message}`);
   }
   const heads = withHeads ? g.heads ?? {} : {};
+  if (Object.keys(heads).length) g.resize?.(artifacts, s);
+  if (runtime !== "tfjs") {
+    try {
+      return await onnxGraph(g, artifacts, s, heads);
+    } catch (e) {
+      if (runtime === "onnx") throw new Error(`the encoder graph at ${g.source} cannot run on onnxruntime: ${(e as Error).message}`);
+      // "auto": the tfjs graph below is always available.
+    }
+  }
+  return tfjsGraph(g, artifacts, s, heads);
+}
+
+/**
+ * The graph converted to ONNX and run by onnxruntime-node. tfjs is not involved (its wasm heap
+ * would keep the weights' and a probe's memory for good): the constants are decoded in plain
+ * JavaScript, and the grid is learnt from the warm-up run.
+ */
+async function onnxGraph(g: GraphSpec, artifacts: tf.io.ModelArtifacts, s: number, heads: Record<string, string>): Promise<LoadedGraph> {
+  const ort = await importOnnxRuntime();
+  const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
+  const onnx = graphToOnnx(artifacts.modelTopology as never, decodeWeights(artifacts), input, { features: g.node, ...heads });
+  // No spinning: by default a pool thread busy-waits after each run, and with two graphs (two
+  // pools) plus the decoder on 2 cores those spinners took the cores from the work itself. Off,
+  // the combined encoder ran in 10.0 ms instead of 21.6 (npm run bench, medians).
+  const session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 2, graphOptimizationLevel: "all", extra: { session: { intra_op: { allow_spinning: "0" } } } });
+  const scale = g.outputScale ?? 1;
+  const run = async (pixels: Uint8Array[]) => {
+    // Interleaved RGB bytes -> planar NCHW floats.
+    const n = s * s, data = new Float32Array(pixels.length * 3 * n);
+    pixels.forEach((p, b) => {
+      const o = b * 3 * n;
+      for (let j = 0; j < n; j++) {
+        data[o + j] = p[3 * j] * g.inputScale;
+        data[o + n + j] = p[3 * j + 1] * g.inputScale;
+        data[o + 2 * n + j] = p[3 * j + 2] * g.inputScale;
+      }
+    });
+    return session.run({ [input]: new ort.Tensor("float32", data, [pixels.length, 3, s, s]) });
+  };
+  try {
+    // Warm-up with zeros: learns the grid ([1, h, w, c]) and pays the first run's allocations here.
+    const probe = await run([new Uint8Array(s * s * 3)]);
+    const [, h, w, c] = probe.features.dims as number[];
+    for (const t of Object.values(probe)) t.dispose();
+    return {
+      grid: [h, w],
+      channels: c,
+      runtime: "onnx",
+      async run(pixels) {
+        const out = await run(pixels);
+        const f = out.features, feats = f.data as Float32Array;
+        if (scale !== 1) for (let i = 0; i < feats.length; i++) feats[i] *= scale;
+        const t = tf.tensor3d(feats, [pixels.length, h * w, c]);
+        f.dispose();
+        const got: Record<string, Head> = {};
+        for (const name of Object.keys(heads)) got[name] = { data: out[name].data as Float32Array, shape: out[name].dims as Head["shape"] };
+        return { feats: t, heads: got };
+      },
+      dispose: () => void session.release(),
+    };
+  } catch (e) {
+    await session.release();
+    throw e;
+  }
+}
+
+/** The graph on tfjs-wasm: the reference path, and the fallback where onnxruntime is missing. */
+async function tfjsGraph(g: GraphSpec, artifacts: tf.io.ModelArtifacts, s: number, heads: Record<string, string>): Promise<LoadedGraph> {
   const headNames = Object.keys(heads);
-  if (headNames.length) g.resize?.(artifacts, s);
   const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
   const exec = (x: tf.Tensor4D) => {
     const r = model.execute(x, [g.node, ...Object.values(heads)]) as tf.Tensor4D | tf.Tensor4D[];
@@ -212,53 +279,10 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
   const probe = tf.tidy(() => exec(tf.zeros([1, s, s, 3])));
   const [, h, w, c] = probe[0].shape;
   tf.dispose(probe);
-  const base = { grid: [h, w] as [number, number], channels: c };
   const scale = g.outputScale ?? 1;
-
-  if (runtime !== "tfjs") {
-    try {
-      const ort = await importOnnxRuntime();
-      const input = (artifacts.modelTopology as { node: { op: string; name: string }[] }).node.find((n) => n.op === "Placeholder")!.name;
-      const onnx = graphToOnnx(artifacts.modelTopology as never, model.weights, input, { features: g.node, ...heads });
-      // No spinning: by default a pool thread busy-waits after each run, and with two graphs (two
-      // pools) plus the decoder on 2 cores those spinners took the cores from the work itself. Off,
-      // the combined encoder ran in 10.0 ms instead of 21.6 (npm run bench, medians).
-      const session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: 2, graphOptimizationLevel: "all", extra: { session: { intra_op: { allow_spinning: "0" } } } });
-      model.dispose(); // the ONNX model now holds its own copy of the weights
-      const graph: LoadedGraph = {
-        ...base,
-        runtime: "onnx",
-        async run(pixels) {
-          // Interleaved RGB bytes -> planar NCHW floats.
-          const n = s * s, data = new Float32Array(pixels.length * 3 * n);
-          pixels.forEach((p, b) => {
-            const o = b * 3 * n;
-            for (let j = 0; j < n; j++) {
-              data[o + j] = p[3 * j] * g.inputScale;
-              data[o + n + j] = p[3 * j + 1] * g.inputScale;
-              data[o + 2 * n + j] = p[3 * j + 2] * g.inputScale;
-            }
-          });
-          const out = await session.run({ [input]: new ort.Tensor("float32", data, [pixels.length, 3, s, s]) });
-          const f = out.features, feats = f.data as Float32Array;
-          if (scale !== 1) for (let i = 0; i < feats.length; i++) feats[i] *= scale;
-          const t = tf.tensor3d(feats, [pixels.length, h * w, c]);
-          f.dispose();
-          const got: Record<string, Head> = {};
-          for (const name of headNames) got[name] = { data: out[name].data as Float32Array, shape: out[name].dims as Head["shape"] };
-          return { feats: t, heads: got };
-        },
-        dispose: () => void session.release(),
-      };
-      (await graph.run([new Uint8Array(s * s * 3)])).feats.dispose();
-      return graph;
-    } catch (e) {
-      if (runtime === "onnx") throw new Error(`the encoder graph at ${g.source} cannot run on onnxruntime: ${(e as Error).message}`);
-      // "auto": the tfjs graph below is always available.
-    }
-  }
   return {
-    ...base,
+    grid: [h, w],
+    channels: c,
     runtime: "tfjs",
     async run(pixels) {
       const [feats, ...outs] = tf.tidy(() => {

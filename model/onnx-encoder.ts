@@ -16,12 +16,57 @@ interface TfNode { name: string; op: string; input?: string[]; attr?: Record<str
 
 const b64 = (s: string) => Buffer.from(s, "base64").toString();
 
+/** A graph constant as plain numbers. */
+export interface Constant { shape: number[]; data: Float32Array | Int32Array }
+
+/**
+ * A graph's constants decoded from its weight data in plain JavaScript (float32 and int32, and
+ * tfjs's quantizations: uint8 / uint16 as q * scale + min, float16), as tfjs would dequantize them.
+ * Converting without tfjs keeps the weights (and a probe's activations) out of tfjs-wasm's heap,
+ * which grows to its peak and never gives memory back: about 50 MB of the serving process.
+ */
+export function decodeWeights(a: tf.io.ModelArtifacts): Record<string, Constant> {
+  const parts = [a.weightData ?? []].flat() as ArrayBuffer[];
+  const all = Buffer.concat(parts.map((b) => new Uint8Array(b)));
+  const view = new DataView(all.buffer, all.byteOffset, all.byteLength);
+  const out: Record<string, Constant> = {};
+  let offset = 0;
+  for (const w of a.weightSpecs ?? []) {
+    const n = w.shape.reduce((x, y) => x * y, 1);
+    const q = w.quantization;
+    if (w.dtype !== "float32" && w.dtype !== "int32") throw new Error(`constant ${w.name}: dtype ${w.dtype} is not supported`);
+    const data = w.dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
+    if (!q) {
+      for (let i = 0; i < n; i++) data[i] = w.dtype === "int32" ? view.getInt32(offset + 4 * i, true) : view.getFloat32(offset + 4 * i, true);
+      offset += 4 * n;
+    } else if (q.dtype === "float16" && w.dtype === "float32") {
+      for (let i = 0; i < n; i++) data[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
+      offset += 2 * n;
+    } else if ((q.dtype === "uint8" || q.dtype === "uint16") && q.scale !== undefined && q.min !== undefined) {
+      const size = q.dtype === "uint8" ? 1 : 2;
+      for (let i = 0; i < n; i++) data[i] = (size === 1 ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true)) * q.scale + q.min;
+      offset += size * n;
+    } else throw new Error(`constant ${w.name}: quantization ${JSON.stringify(q)} is not supported`);
+    out[w.name] = { shape: w.shape, data };
+  }
+  if (offset !== all.byteLength) throw new Error(`the weight data holds ${all.byteLength} bytes, its specs ${offset}`);
+  return out;
+}
+
+/** IEEE 754 half -> float. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
 /**
  * Builds the ONNX model for nodes of a TF.js graph: `outputs` maps each ONNX output name to the
  * graph node it reads (a plain node name means { features: node }). `weights` are the graph's
- * constants as loaded (and dequantized) by tfjs.
+ * constants (decodeWeights).
  */
-export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string, tf.Tensor[]>, inputNode: string, outputs: string | Record<string, string>): Uint8Array {
+export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string, Constant>, inputNode: string, outputs: string | Record<string, string>): Uint8Array {
   const outs = typeof outputs === "string" ? { features: outputs } : outputs;
   const byName = new Map(topology.node.map((n) => [n.name, n]));
   const clean = (s: string) => s.replace(/^\^/, "").replace(/:\d+$/, "");
@@ -41,9 +86,9 @@ export function graphToOnnx(topology: { node: TfNode[] }, weights: Record<string
   const nodes: Pb[] = [];
   const inits: Pb[] = [];
   const constVal = (name: string) => {
-    const w = weights[name]?.[0];
+    const w = weights[name];
     if (!w) throw new Error(`no weights for constant ${name}`);
-    return { shape: w.shape as number[], data: w.dataSync() as Float32Array | Int32Array };
+    return w;
   };
   const consts = new Set<string>();
   const useConst = (name: string, broadcastNchw: boolean) => {

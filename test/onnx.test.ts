@@ -7,11 +7,11 @@ import { ENCODERS, encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadDecoder, toParams } from "../model/index.ts";
 import { onnxDecoder } from "../model/onnx-decoder.ts";
-import { graphToOnnx } from "../model/onnx-encoder.ts";
+import { decodeWeights, graphToOnnx } from "../model/onnx-encoder.ts";
 import { search } from "../model/search.ts";
 import { ensembleDecoder, tfDecoder } from "../model/step-decoder.ts";
 import { START } from "../model/vocab.ts";
-import { tf } from "../model/tf.ts";
+import { initBackend, tf } from "../model/tf.ts";
 import { DATA } from "./support/studio.ts";
 
 
@@ -57,6 +57,38 @@ test("a combined encoder concatenates its graphs' channels in order", { skip: !e
 
 test("an unknown encoder name lists the known ones", () => {
   assert.throws(() => encoderSpec("resnet-50"), /unknown encoder "resnet-50"; known: centernet-mnv3-256, nsfwjs-mnv2-256/);
+});
+
+test("the converter's weight decoding matches tfjs's (float32, int32, float16 and uint8 / uint16 quantization), and the shipped graphs decode fully", async () => {
+  const specs: tf.io.WeightsManifestEntry[] = [
+    { name: "f32", shape: [3], dtype: "float32" },
+    { name: "i32", shape: [2], dtype: "int32" },
+    { name: "f16", shape: [6], dtype: "float32", quantization: { dtype: "float16" } },
+    { name: "u8", shape: [2, 2], dtype: "float32", quantization: { dtype: "uint8", scale: 0.05, min: -6.2 } },
+    { name: "u16", shape: [2], dtype: "float32", quantization: { dtype: "uint16", scale: 0.001, min: -1 } },
+  ];
+  const half = [0x3c00, 0xc000, 0x0001, 0x7bff, 0x3555, 0x0000]; // 1, -2, the smallest subnormal, 65504, 0.333, 0
+  const bytes = Buffer.concat([
+    Buffer.from(new Float32Array([1.5, -2.25, 1e-8]).buffer), Buffer.from(new Int32Array([7, -3]).buffer),
+    Buffer.from(new Uint16Array(half).buffer), Buffer.from([0, 1, 128, 255]), Buffer.from(new Uint16Array([0, 65535]).buffer),
+  ]);
+  const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const ours = decodeWeights({ weightSpecs: specs, weightData });
+  await initBackend();
+  const ref = tf.io.decodeWeights(weightData, specs);
+  for (const { name } of specs) {
+    assert.deepEqual(ours[name].shape, ref[name].shape, name);
+    const [a, b] = [Array.from(ours[name].data), Array.from(ref[name].dataSync())];
+    a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= 1e-6 * Math.abs(b[i]), `${name}[${i}]: ${x} against tfjs's ${b[i]}`));
+  }
+  tf.dispose(Object.values(ref));
+  // Spec sizes that do not add up to the data are refused, not read past.
+  assert.throws(() => decodeWeights({ weightSpecs: specs.slice(0, 2), weightData }), /holds \d+ bytes, its specs 20/);
+  // The packages' graphs (float16 for CenterNet, uint8 for MobileNetV2): every constant decodes.
+  for (const g of encoderSpec("centernet+mnv2-256").graphs) {
+    const a = await g.read();
+    assert.equal(Object.keys(decodeWeights(a)).length, a.weightSpecs!.length);
+  }
 });
 
 test("the converter refuses ops it cannot map", () => {
