@@ -244,7 +244,7 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
     const rows = runs.map((r) => r.rows);
     if (!rowInputs || rowInputs.runs.length !== runs.length || runs.some((r, i) => r !== rowInputs!.runs[i] || rows[i] !== rowInputs!.rows[i])) {
       const R = rows.reduce((a, b) => a + b, 0);
-      const feats = new Float32Array(R * L * D), keys = members.map(() => new Float32Array(R * L * A));
+      const feats = new Float32Array(R * L * D), keys = keyNames.map(() => new Float32Array(R * L * A));
       let k = 0;
       for (const r of runs) {
         for (let j = 0; j < r.rows; j++, k++) {
