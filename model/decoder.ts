@@ -7,7 +7,7 @@
  * (one step at a time), so the two can never drift apart.
  */
 import type { DecoderConfig } from "./config.ts";
-import { attend, embed, mm, mmT } from "./fastgrad.ts";
+import { attend, embed, mm, mmConst, mmT } from "./fastgrad.ts";
 import { tf } from "./tf.ts";
 
 /** Weight name -> shape. Fused matrices keep the per-step matmul count low (each op has a fixed cost). */
@@ -66,9 +66,10 @@ export function imageState(p: Params, feats: tf.Tensor3D): ImageState {
   const [B, L, D] = feats.shape;
   const A = p.attnFeat.shape[1]!;
   const H = p.hidden.shape[0]!;
-  const keys = mm(feats.reshape([B * L, D]), p.attnFeat as tf.Tensor2D).add(p.attnBias).reshape([B, L, A]) as tf.Tensor3D;
+  // The features are frozen: their products take gradients for the weights only (mmConst).
+  const keys = mmConst(feats.reshape([B * L, D]), p.attnFeat as tf.Tensor2D).add(p.attnBias).reshape([B, L, A]) as tf.Tensor3D;
   // h0, c0 from the mean feature (Xu et al. 2015, 3.1.2).
-  const hc = tf.tanh(mm(feats.mean(1) as tf.Tensor2D, p.initHC as tf.Tensor2D).add(p.initHCBias)) as tf.Tensor2D;
+  const hc = tf.tanh(mmConst(feats.mean(1) as tf.Tensor2D, p.initHC as tf.Tensor2D).add(p.initHCBias)) as tf.Tensor2D;
   const [h, c] = tf.split(hc, [H, H], 1) as [tf.Tensor2D, tf.Tensor2D];
   return { v: feats, vT: tf.transpose(feats, [0, 2, 1]), keys, h, c };
 }

@@ -22,6 +22,22 @@ export const mm = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveF
 }) as unknown as GradFn) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
 /**
+ * a [m,k] @ w [k,n] where a is a constant (the frozen image features): only w gets a gradient, so
+ * the backward pass skips dy @ w^T, an [m,k] product mm would compute and throw away (for the
+ * attention keys, 4096 x 128 x 928: the largest single matmul of a training step).
+ */
+export function mmConst(a: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad(((b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a]);
+    return {
+      value: tf.matMul(a, b as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, [sa]: tf.Tensor[]) => tf.matMul(tf.transpose(sa as tf.Tensor2D), dy as tf.Tensor2D),
+    };
+  }) as unknown as GradFn);
+  return f(w) as tf.Tensor2D;
+}
+
+/**
  * x [m,k] @ w [k,n] where wT = w^T was computed once per batch: an unrolled LSTM multiplies by the
  * same weights at every step, so transposing them once instead of per step saves most of the
  * transpose time.
