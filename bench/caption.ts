@@ -207,4 +207,4 @@ for (const set of ["flickr8k", "coco"]) {
   if (!on || !off) continue;
   console.log(`  objects on / off, ${set}: greedy ${(median(on.beam[1]) / median(off.beam[1])).toFixed(2)}x (target <= 1.3x), beam 3 ${(median(on.beam[3]) / median(off.beam[3])).toFixed(2)}x, first word ${(median(on.firstWord) / median(off.firstWord)).toFixed(2)}x`);
 }
-console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MiB`);
+console.log(`  load (encoder + decoder + warm-up): ${loadMs.toFixed(0)} ms; peak RSS ${rssMb.toFixed(0)} MiB (both runtimes and all three captioners loaded at once)`);

@@ -214,8 +214,8 @@ async function loadGraph(g: GraphSpec, s: number, runtime: EncoderRuntime | "aut
 }
 
 /**
- * The graph converted to ONNX and run by onnxruntime-node. tfjs is not involved (its wasm heap
- * would keep the weights' and a probe's memory for good): the constants are decoded in plain
+ * The graph converted to ONNX and run by onnxruntime-node. The conversion does not use tfjs (its
+ * wasm heap would keep the weights' and a probe's memory for good): the constants are decoded in plain
  * JavaScript, and the grid is learnt from the warm-up run.
  */
 async function onnxGraph(g: GraphSpec, artifacts: tf.io.ModelArtifacts, s: number, heads: Record<string, string>): Promise<LoadedGraph> {

@@ -44,7 +44,10 @@ export function decodeWeights(a: tf.io.ModelArtifacts): Record<string, Constant>
       offset += 2 * n;
     } else if ((q.dtype === "uint8" || q.dtype === "uint16") && q.scale !== undefined && q.min !== undefined) {
       const size = q.dtype === "uint8" ? 1 : 2;
-      for (let i = 0; i < n; i++) data[i] = (size === 1 ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true)) * q.scale + q.min;
+      for (let i = 0; i < n; i++) {
+        const v = (size === 1 ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true)) * q.scale + q.min;
+        data[i] = w.dtype === "int32" ? Math.round(v) : v; // as tfjs rounds quantized integers
+      }
       offset += size * n;
     } else throw new Error(`constant ${w.name}: quantization ${JSON.stringify(q)} is not supported`);
     out[w.name] = { shape: w.shape, data };

@@ -12,12 +12,12 @@ import { loadArrays, saveArrays } from "../model/weights.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
 import { datasetName, loadDataset } from "./lib/dataset.ts";
 import { REPO_ROOT } from "./lib/flickr8k.ts";
-import { drawCurves, readCheckpointState } from "./lib/trainer.ts";
+import { ancestry, drawCurves, readCheckpointState } from "./lib/trainer.ts";
 import type { ModelCard } from "../model/model-card.ts";
 import { writeModelCardMarkdown } from "./lib/model-card.ts";
 
 const defaults = {
-  from: "checkpoints/sat-combo-ft/best", // a checkpoint folder (weights and the run's state.json; anywhere)
+  from: "checkpoints/sat-combo-ft/best", // a checkpoint folder (its weights and its run's state.json, so it can be anywhere; older checkpoints keep state.json one level up)
   out: DEFAULT_MODEL_DIR,
   dtype: "float16", // or float32
 };
@@ -47,19 +47,8 @@ runStep(async () => {
   const cardFile = path.join(cfg.out, "model-card.json");
   const card: ModelCard = existsSync(cardFile) ? JSON.parse(readFileSync(cardFile, "utf8")) : {};
   // A fine-tuned run starts from another run's checkpoint, which may itself be fine-tuned: record
-  // every run back to the first, oldest first, for each member. A checkpoint carries its ancestors'
-  // records (state.ancestors); older ones named them only by path (config.init).
-  const chains = states.map((last) => {
-    if (last.ancestors) return [...last.ancestors, last];
-    const chain = [last];
-    for (;;) {
-      const init = chain[0].config.init;
-      const base = init && !["auto", "scratch"].includes(init) ? path.resolve(REPO_ROOT, init) : null;
-      if (!base || !existsSync(base) || chain.length > 8) break;
-      chain.unshift(readCheckpointState(base));
-    }
-    return chain;
-  });
+  // every run back to the first, oldest first, for each member (trainer.ts ancestry).
+  const chains = states.map((last) => [...ancestry(last), last]);
   card.architecture = members.length > 1 ? { ...state.decoder, members } : state.decoder;
   // Augmentation is a property of each member's cross-entropy run (the first of its chain):
   // say so per member when they differ.

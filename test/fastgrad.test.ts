@@ -25,6 +25,8 @@ test("mm, mmT and mmConst give tfjs's matMul values and gradients (mmConst: the 
   close(tw, rw, "mmT dw");
   close(mmConst(a, w), tf.matMul(a, w), "mmConst value");
   close(tf.grad((y: tf.Tensor) => mmConst(a, y as tf.Tensor2D).mul(up).sum())(w), rw, "mmConst dw");
+  // Its point: the constant gets no gradient, so the backward pass never computes dy @ w^T.
+  assert.throws(() => tf.grad((x: tf.Tensor) => mmConst(x as tf.Tensor2D, w).sum())(a), /gradient/i);
 });
 
 test("attend reads the context out and gives alpha tfjs's gradient", () => {

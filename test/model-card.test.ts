@@ -90,5 +90,5 @@ test("a section renders as heading, intro, bullets, captioned markdown tables an
   ]);
   assert.ok(lines.includes("- deeper"));
   assert.ok(lines.indexOf("## Notes") > i && lines.includes("- an old paragraph"), "a card written before sections keeps its notes");
-  assert.doesNotMatch(render({ ...shipped, sections: undefined }), /^## Notes$/m, "no empty Notes heading");
+  assert.doesNotMatch(render({ ...shipped, sections: undefined, notes: [] }), /^## Notes$/m, "no empty Notes heading");
 });

@@ -66,11 +66,12 @@ test("the converter's weight decoding matches tfjs's (float32, int32, float16 an
     { name: "f16", shape: [6], dtype: "float32", quantization: { dtype: "float16" } },
     { name: "u8", shape: [2, 2], dtype: "float32", quantization: { dtype: "uint8", scale: 0.05, min: -6.2 } },
     { name: "u16", shape: [2], dtype: "float32", quantization: { dtype: "uint16", scale: 0.001, min: -1 } },
+    { name: "i32u8", shape: [3], dtype: "int32", quantization: { dtype: "uint8", scale: 0.7, min: -2 } },
   ];
   const half = [0x3c00, 0xc000, 0x0001, 0x7bff, 0x3555, 0x0000]; // 1, -2, the smallest subnormal, 65504, 0.333, 0
   const bytes = Buffer.concat([
     Buffer.from(new Float32Array([1.5, -2.25, 1e-8]).buffer), Buffer.from(new Int32Array([7, -3]).buffer),
-    Buffer.from(new Uint16Array(half).buffer), Buffer.from([0, 1, 128, 255]), Buffer.from(new Uint16Array([0, 65535]).buffer),
+    Buffer.from(new Uint16Array(half).buffer), Buffer.from([0, 1, 128, 255]), Buffer.from(new Uint16Array([0, 65535]).buffer), Buffer.from([0, 2, 9]),
   ]);
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const ours = decodeWeights({ weightSpecs: specs, weightData });
@@ -84,10 +85,16 @@ test("the converter's weight decoding matches tfjs's (float32, int32, float16 an
   tf.dispose(Object.values(ref));
   // Spec sizes that do not add up to the data are refused, not read past.
   assert.throws(() => decodeWeights({ weightSpecs: specs.slice(0, 2), weightData }), /holds \d+ bytes, its specs 20/);
-  // The packages' graphs (float16 for CenterNet, uint8 for MobileNetV2): every constant decodes.
+  // The packages' graphs (float16 for CenterNet, uint8 for MobileNetV2): every constant as tfjs decodes it.
   for (const g of encoderSpec("centernet+mnv2-256").graphs) {
     const a = await g.read();
-    assert.equal(Object.keys(decodeWeights(a)).length, a.weightSpecs!.length);
+    const [mine, theirs] = [decodeWeights(a), tf.io.decodeWeights(a.weightData!, a.weightSpecs!)];
+    assert.equal(Object.keys(mine).length, a.weightSpecs!.length);
+    for (const [name, t] of Object.entries(theirs)) {
+      const [x, y] = [mine[name].data, t.dataSync()];
+      assert.ok(x.length === y.length && x.every((v, i) => Math.abs(v - y[i]) <= 1e-6 * Math.abs(y[i])), `${name} decodes as tfjs decodes it`);
+    }
+    tf.dispose(Object.values(theirs));
   }
 });
 

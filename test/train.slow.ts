@@ -86,10 +86,13 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   // runs' own folders (checkpoints/, runs/) out of the way.
   const moved = path.join(work, "elsewhere", "best");
   cpSync(path.join(work, "checkpoints", "tiny-ft", "best"), moved, { recursive: true });
-  for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, d), path.join(work, `${d}-away`));
   const out3 = path.join(work, "exported-copy");
-  step("export", `--from=${moved}`, `--out=${out3}`);
-  for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, `${d}-away`), path.join(work, d));
+  for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, d), path.join(work, `${d}-away`));
+  try {
+    step("export", `--from=${moved}`, `--out=${out3}`);
+  } finally {
+    for (const d of ["checkpoints", "runs"]) renameSync(path.join(work, `${d}-away`), path.join(work, d));
+  }
   const card3 = JSON.parse(readFileSync(path.join(out3, "model-card.json"), "utf8"));
   assert.deepEqual(card3.training, card.training, "the same runs, settings and histories as exported from the checkpoints folder");
   assert.deepEqual(card3.architecture, card.architecture);

@@ -16,6 +16,7 @@ import { END, FUNCTION_WORDS, START, type Vocabulary } from "../../model/vocab.t
 import { loadDataset, type PreparedDataset, type PreparedImage } from "./dataset.ts";
 import { loadFeatures, readIndex, type FeatureIndex } from "./features.ts";
 import { CiderD, scoreCaptions } from "./metrics.ts";
+import { REPO_ROOT } from "./flickr8k.ts";
 import { CHECKPOINT_DIR, EMBEDDING_FILE, RUNS_DIR } from "./paths.ts";
 import { writeChart } from "./plot.ts";
 import { fmt, Progress } from "./progress.ts";
@@ -137,6 +138,7 @@ interface Run {
 }
 
 export async function train(cfg: TrainConfig): Promise<State> {
+  if (cfg.scst && (cfg.scst < 2 || cfg.flip)) throw new Error("--scst needs at least 2 samples per image and --flip=false");
   const ckptDir = path.join(CHECKPOINT_DIR, cfg.name);
   const runDir = path.join(RUNS_DIR, cfg.name);
   mkdirSync(ckptDir, { recursive: true });
@@ -149,6 +151,18 @@ export async function train(cfg: TrainConfig): Promise<State> {
   };
   const { state, startFrom, resuming } = startState(cfg, ckptDir, decoder);
   const run = await startRun(cfg, data, vocab, index, decoder, state, startFrom, resuming);
+  try {
+    await trainLoop(cfg, run, state, ckptDir, runDir, startFrom);
+  } finally {
+    await Promise.all(run.replicas.map((r) => r.worker.terminate()));
+  }
+  console.log(`done: best dev CIDEr-D ${state.best.cider.toFixed(4)} at epoch ${state.best.epoch}; ${fmt(state.trainSeconds)} of training, ${(state.tokens / Math.max(1, state.trainSeconds)).toFixed(0)} tok/s overall`);
+  console.log(`best weights: ${path.join(ckptDir, "best")}; curves: ${path.join(runDir, "curves.png")}`);
+  return state;
+}
+
+/** The loop: epochs of steps, with dev evaluation, checkpoints, learning-rate decay and early stopping. */
+async function trainLoop(cfg: TrainConfig, run: Run, state: State, ckptDir: string, runDir: string, startFrom: string | null) {
   const record = async () => {
     saveState(ckptDir, state);
     await writeCurves(state, runDir);
@@ -171,7 +185,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
     const t0 = performance.now();
     let mark = t0; // time up to `mark` is already counted in state.trainSeconds
     const countTime = () => { const now = performance.now(); state.trainSeconds += (now - mark) / 1000; mark = now; };
-    let epochTokens = 0, xentSum = 0, steps = 0, rewardSum = 0;
+    let epochTokens = 0, xentSum = 0, stepsRun = 0, rewardSum = 0;
     let evalMs = 0; // dev measurements within the epoch, left out of its tokens/s
     for (let bi = state.stepInEpoch; bi < batches.length; bi++) {
       let items: Item[];
@@ -183,14 +197,14 @@ export async function train(cfg: TrainConfig): Promise<State> {
       const { xent, norm, tokens } = await trainStep(run, items, state.lr);
       if (!Number.isFinite(xent)) throw new Error(`loss became ${xent} at step ${state.step}; lower --lr`);
       xentSum += xent;
-      steps++;
+      stepsRun++;
       epochTokens += tokens;
       state.tokens += tokens;
       state.step++;
       state.stepInEpoch = bi + 1;
       if (state.step % cfg.logEvery === 0) state.steps.push([state.step, xent]);
       const secs = (performance.now() - t0 - evalMs) / 1000;
-      progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / steps).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
+      progress.tick(1, `${cfg.scst ? `reward ${(rewardSum / stepsRun).toFixed(3)}` : `xent ${xent.toFixed(3)}`} |g| ${norm.toFixed(2)} ${(epochTokens / secs).toFixed(0)} tok/s`);
       if (state.step % cfg.saveEvery === 0) {
         countTime();
         await saveWeights(run, path.join(ckptDir, "latest"));
@@ -203,7 +217,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
         const ev = await evaluateDev(run);
         evalMs += performance.now() - e0;
         const at = state.epoch + state.stepInEpoch / batches.length;
-        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, steps) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: peakRssMB() });
+        state.history.push({ epoch: at, trainXent: NaN, trainReward: cfg.scst ? rewardSum / Math.max(1, stepsRun) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds: 0, tokensPerSec: 0, peakRssMB: peakRssMB() });
         if (process.stderr.isTTY) process.stderr.write("\n");
         console.log(`epoch ${at.toFixed(2)}: dev xent ${ev.devXent.toFixed(3)}, dev greedy BLEU-4 ${ev.bleu4.toFixed(4)} CIDEr-D ${ev.cider.toFixed(4)}`);
         countTime();
@@ -215,7 +229,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
     progress.end(`${(epochTokens / seconds).toFixed(0)} tok/s`);
     const ev = await evaluateDev(run);
     // In self-critical mode the replicas' loss is reward-weighted, not a cross-entropy: record the mean reward instead.
-    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, steps), trainReward: cfg.scst ? rewardSum / Math.max(1, steps) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
+    const rec: EpochRecord = { epoch: state.epoch + 1, trainXent: cfg.scst ? NaN : xentSum / Math.max(1, stepsRun), trainReward: cfg.scst ? rewardSum / Math.max(1, stepsRun) : undefined, devXent: ev.devXent, bleu4: ev.bleu4, cider: ev.cider, lr: state.lr, seconds, tokensPerSec: epochTokens / seconds, peakRssMB: peakRssMB() };
     state.history.push(rec);
     countTime();
     console.log(`epoch ${rec.epoch}: ${cfg.scst ? `train CIDEr-D reward ${rec.trainReward!.toFixed(3)}` : `train xent ${rec.trainXent.toFixed(3)}`}, dev xent ${rec.devXent.toFixed(3)}, dev greedy BLEU-4 ${rec.bleu4.toFixed(4)} CIDEr-D ${rec.cider.toFixed(4)}, lr ${rec.lr.toExponential(2)}, ${fmt(seconds)}, ${rec.tokensPerSec.toFixed(0)} tok/s, peak RSS ${rec.peakRssMB} MiB`);
@@ -230,10 +244,6 @@ export async function train(cfg: TrainConfig): Promise<State> {
     }
     await record();
   }
-  console.log(`done: best dev CIDEr-D ${state.best.cider.toFixed(4)} at epoch ${state.best.epoch}; ${fmt(state.trainSeconds)} of training, ${(state.tokens / Math.max(1, state.trainSeconds)).toFixed(0)} tok/s overall`);
-  console.log(`best weights: ${path.join(ckptDir, "best")}; curves: ${path.join(runDir, "curves.png")}`);
-  await Promise.all(run.replicas.map((r) => r.worker.terminate()));
-  return state;
 }
 
 /**
@@ -250,10 +260,11 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
   if (!resuming) {
     // A bare weights folder (no record beside it) starts a run with no ancestry.
     const base = startFrom && hasCheckpointState(startFrom) ? readCheckpointState(startFrom) : null;
-    const ancestors = base ? [...(base.ancestors ?? []), { ...base, ancestors: undefined }] : [];
+    const ancestors = base ? [...ancestry(base), { ...base, ancestors: undefined }] : [];
     return { state: { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder, ancestors }, startFrom, resuming };
   }
   const state = JSON.parse(readFileSync(stateFile, "utf8")) as State;
+  state.ancestors ??= ancestry(state); // a run started before checkpoints carried their ancestry
   process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
   if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
   const keys = (Object.keys(cfg) as (keyof TrainConfig)[]).filter((k) => k !== "epochs" && k in state.config && state.config[k] !== cfg[k]);
@@ -268,13 +279,32 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
 
 /** Where a checkpoint folder's record of its run is: state.json inside it (older checkpoints kept it one level up). */
 const stateFileOf = (dir: string) => [path.join(dir, "state.json"), path.join(dir, "..", "state.json")].find((f) => existsSync(f));
-const hasCheckpointState = (dir: string) => stateFileOf(dir) !== undefined;
+export const hasCheckpointState = (dir: string) => stateFileOf(dir) !== undefined;
 
 /** A checkpoint folder's record of its run. */
 export function readCheckpointState(dir: string): State {
   const file = stateFileOf(dir);
   if (!file) throw new Error(`no state.json in ${dir} (nor in its parent): not a checkpoint of this pipeline`);
   return JSON.parse(readFileSync(file, "utf8"));
+}
+
+/**
+ * The records of the runs a run started from (--init), oldest first: its own `ancestors`, or for a
+ * record written before checkpoints carried them, found by following each run's --init folder
+ * (relative paths from the repository) as far as records exist.
+ */
+export function ancestry(state: State): State[] {
+  if (state.ancestors) return state.ancestors;
+  const chain: State[] = [];
+  for (let init = state.config.init; chain.length < 8; ) {
+    const dir = init && !["auto", "scratch"].includes(init) ? path.resolve(REPO_ROOT, init) : null;
+    if (!dir || !hasCheckpointState(dir)) break;
+    const s = readCheckpointState(dir);
+    chain.unshift({ ...s, ancestors: undefined });
+    if (s.ancestors) return [...s.ancestors, ...chain];
+    init = s.config.init;
+  }
+  return chain;
 }
 
 /**
@@ -298,8 +328,6 @@ async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabula
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const refIds: number[][][] = trainImgs.map(() => []);
   for (const c of captions) refIds[c.img].push(c.ids);
-  if (cfg.scst && (cfg.scst < 2 || cfg.flip)) throw new Error("--scst needs at least 2 samples per image and --flip=false");
-
   let glove: Float32Array | null = null;
   if (cfg.glove && !startFrom) {
     if (!existsSync(EMBEDDING_FILE)) throw new Error(`${EMBEDDING_FILE} missing: run \`npm run pipeline:embeddings\` (or pass --glove=false)`);
@@ -407,7 +435,7 @@ async function trainStep(run: Run, items: Item[], lr: number): Promise<{ xent: n
 }
 
 /** avg = sum of weights[w] * grads[w], scaled down to norm `clip` if longer; returns the norm before clipping. */
-export function averageGradients(grads: Float32Array[], weights: number[], avg: Float32Array, clip: number): number {
+function averageGradients(grads: Float32Array[], weights: number[], avg: Float32Array, clip: number): number {
   let sq = 0;
   for (let i = 0; i < avg.length; i++) {
     let g = 0;
