@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readCoco } from "../notebooks-port/lib/coco.ts";
 import { flickr8kDir, readFlickr8k } from "../notebooks-port/lib/flickr8k.ts";
@@ -55,11 +54,19 @@ test("CIDEr-D: exact matches score 10 per n-gram order present", () => {
 // Published-style sanity figures on the Flickr8k test split (reference values from pycocoevalcap),
 // read by the pipeline's own reader (notebooks-port/lib/flickr8k.ts), as evaluate does.
 const dataDir = flickr8kDir();
-const haveData = existsSync(join(dataDir, "Flickr8k.token.txt")) && existsSync(join(dataDir, "splits", "Flickr_8k.testImages.txt"));
+/** What the pipeline's reader makes of a data set, or why it cannot read it here (the test then skips with that reason). */
+function attempt<T>(read: () => T): T | string {
+  try {
+    return read();
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+const flickr = attempt(() => readFlickr8k(dataDir));
 
 /** Tokenised captions of each test image, in the token file's order (#0..#4). */
 function testSplitCaptions(): string[][][] {
-  const ds = readFlickr8k(dataDir);
+  const ds = flickr as Exclude<typeof flickr, string>;
   assert.equal(ds.splits.test.length, 1000);
   return ds.splits.test.map((img) => {
     const caps = ds.captions.get(img);
@@ -68,7 +75,7 @@ function testSplitCaptions(): string[][][] {
   });
 }
 
-test("Flickr8k test split sanity figures", { skip: haveData ? false : `no Flickr8k data at ${dataDir} (set FLICKR8K_DIR)` }, () => {
+test("Flickr8k test split sanity figures", { skip: typeof flickr === "string" && `no Flickr8k at ${dataDir} (set FLICKR8K_DIR): ${flickr}` }, () => {
   const caps = testSplitCaptions();
 
   // Human caption #0 against the other four.
@@ -139,12 +146,12 @@ test("human agreement: caption 0 against the others", () => {
 });
 
 // coco-dev's README gives pycocoevalcap's human agreement (caption 0 against the other captions).
-const cocoFile = join(COCO, "captions_coco-dev.json");
+const coco = attempt(() => readCoco(join(COCO, "captions_coco-dev.json"), { devFraction: 0, testFraction: 0 }));
 
-test("coco-dev human agreement matches pycocoevalcap's figures", { skip: existsSync(cocoFile) ? false : `no coco-dev at ${COCO} (set COCO_DEV_DIR)` }, () => {
+test("coco-dev human agreement matches pycocoevalcap's figures", { skip: typeof coco === "string" && `no coco-dev at ${COCO} (set COCO_DEV_DIR): ${coco}` }, () => {
   // Read as evaluate reads it: every photo, in the caption file's order.
-  const coco = readCoco(cocoFile, { devFraction: 0, testFraction: 0 });
-  const h = humanAgreement(coco.splits.train.map((f) => coco.captions.get(f)!.map(tokenize)));
+  const set = coco as Exclude<typeof coco, string>;
+  const h = humanAgreement(set.splits.train.map((f) => set.captions.get(f)!.map(tokenize)));
   assert.equal(h.images, 408);
   close(h.bleu4, 0.207, 0.0015, "human BLEU-4");
   close(h.cider, 0.967, 0.0015, "human CIDEr-D");
