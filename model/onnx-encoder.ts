@@ -27,7 +27,8 @@ export interface Constant { shape: number[]; data: Float32Array | Int32Array }
  */
 export function decodeWeights(a: tf.io.ModelArtifacts): Record<string, Constant> {
   const parts = [a.weightData ?? []].flat() as ArrayBuffer[];
-  const all = Buffer.concat(parts.map((b) => new Uint8Array(b)));
+  // The graphs here come as one buffer (encoder.ts toArtifacts): read it in place, no copy.
+  const all = parts.length === 1 ? new Uint8Array(parts[0]) : Buffer.concat(parts.map((b) => new Uint8Array(b)));
   const view = new DataView(all.buffer, all.byteOffset, all.byteLength);
   const out: Record<string, Constant> = {};
   let offset = 0;
