@@ -10,14 +10,14 @@ import { tf } from "./tf.ts";
 import { END, START } from "./vocab.ts";
 
 /**
- * Decodes a batch [B, L, D] at once: greedy (for evaluation: the likeliest word that search.ts's
+ * Decodes a batch [B, L, D] (with its class scores [B, K] for a decoder with tags) at once: greedy (for evaluation: the likeliest word that search.ts's
  * repeat rule allows, as the app's greedy search takes it; `repeatable` = the function words), or
  * sampling each word from the model's distribution (for self-critical training, where the policy
  * being trained is the model's own, unfiltered). Returns word ids per image, without <end>.
  */
-export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number, repeatable?: ReadonlySet<number>): number[][] {
+export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode: "greedy" | "sample" = "greedy", seed?: number, repeatable?: ReadonlySet<number>, tags?: tf.Tensor2D): number[][] {
   const B = feats.shape[0];
-  const img = tf.tidy(() => imageState(p, feats));
+  const img = tf.tidy(() => imageState(p, feats, tags));
   let { h, c } = img;
   const out: number[][] = Array.from({ length: B }, () => []);
   const done = new Array<boolean>(B).fill(false);
@@ -51,10 +51,10 @@ export function decodeBatch(p: Params, feats: tf.Tensor3D, maxLen: number, mode:
       }
     }
   } finally {
-    tf.dispose([h, c, img.vT, img.keys, ...(banned ? [banned] : [])]); // img.v is the caller's feats
+    tf.dispose([h, c, img.vT, img.keys, ...(img.tag ? [img.tag] : []), ...(banned ? [banned] : [])]); // img.v is the caller's feats
   }
   return out;
 }
 
 /** Greedy decoding of a batch under the app's repeat rule (see decodeBatch). */
-export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number, repeatable?: ReadonlySet<number>) => decodeBatch(p, feats, maxLen, "greedy", undefined, repeatable);
+export const greedyBatch = (p: Params, feats: tf.Tensor3D, maxLen: number, repeatable?: ReadonlySet<number>, tags?: tf.Tensor2D) => decodeBatch(p, feats, maxLen, "greedy", undefined, repeatable, tags);

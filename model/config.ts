@@ -21,6 +21,12 @@ export interface DecoderConfig {
   /** Longest caption generated, in words. */
   maxLen: number;
   /**
+   * Class scores the decoder reads besides the features (CenterNet's 80 COCO classes, model/detector.ts
+   * classScores), projected once per image and added to every step's LSTM and deep-output input.
+   * Absent or 0: a decoder of the features alone.
+   */
+  tags?: number;
+  /**
    * Only in an exported model folder: the weight files (names without .bin) of decoders with this
    * architecture trained apart, decoded as an ensemble. Absent: the one file "decoder".
    */

@@ -29,12 +29,17 @@ export function paramShapes(c: DecoderConfig): Record<string, number[]> {
     outBias: [O],
     logits: [O, V], // deep output -> vocabulary
     logitsBias: [V],
+    ...(c.tags ? { tagIn: [c.tags, 4 * H + O] } : {}), // class scores -> [LSTM input gates | deep output], once per image
   };
 }
 
 export type Params = Record<string, tf.Tensor>;
 
-/** Glorot-uniform weights, zero biases except the LSTM forget gate (1, so memory survives early training). */
+/**
+ * Glorot-uniform weights, zero biases except the LSTM forget gate (1, so memory survives early
+ * training). The class-score projection starts at zero, so a decoder given tags starts out as the
+ * decoder it was fine-tuned from.
+ */
 export function initParams(c: DecoderConfig, glove?: Float32Array, seed = 1): Record<string, tf.Variable> {
   const H = c.hiddenDim;
   const out: Record<string, tf.Variable> = {};
@@ -42,6 +47,7 @@ export function initParams(c: DecoderConfig, glove?: Float32Array, seed = 1): Re
   for (const [name, shape] of Object.entries(paramShapes(c))) {
     let t: tf.Tensor;
     if (name === "embedding" && glove) t = tf.tensor2d(glove, shape as [number, number]);
+    else if (name === "tagIn") t = tf.zeros(shape);
     else if (shape.length === 1) t = name === "lstmBias" ? tf.concat([tf.zeros([H]), tf.ones([H]), tf.zeros([2 * H])]) : tf.zeros(shape);
     else {
       const lim = Math.sqrt(6 / (shape[0] + shape[1]));
@@ -60,9 +66,10 @@ export type ImageState = {
   keys: tf.Tensor3D; // [B, L, A] = v W_a + b
   h: tf.Tensor2D; // initial LSTM state from the mean feature
   c: tf.Tensor2D;
+  tag?: tf.Tensor2D; // [B, 4H + O] the class scores' part of every step's input (decoders with tags)
 };
 
-export function imageState(p: Params, feats: tf.Tensor3D): ImageState {
+export function imageState(p: Params, feats: tf.Tensor3D, tags?: tf.Tensor2D): ImageState {
   const [B, L, D] = feats.shape;
   const A = p.attnFeat.shape[1]!;
   const H = p.hidden.shape[0]!;
@@ -71,7 +78,8 @@ export function imageState(p: Params, feats: tf.Tensor3D): ImageState {
   // h0, c0 from the mean feature (Xu et al. 2015, 3.1.2).
   const hc = tf.tanh(mmConst(feats.mean(1) as tf.Tensor2D, p.initHC as tf.Tensor2D).add(p.initHCBias)) as tf.Tensor2D;
   const [h, c] = tf.split(hc, [H, H], 1) as [tf.Tensor2D, tf.Tensor2D];
-  return { v: feats, vT: tf.transpose(feats, [0, 2, 1]), keys, h, c };
+  const tag = tagInput(p, tags);
+  return { v: feats, vT: tf.transpose(feats, [0, 2, 1]), keys, h, c, ...(tag ? { tag } : {}) };
 }
 
 interface StepOut {
@@ -83,7 +91,8 @@ interface StepOut {
 
 /**
  * One LSTM step with soft attention. `word` is the previous word already projected by wordIn
- * ([B, 4H + O]), so training can project all time steps in one matmul.
+ * ([B, 4H + O]), so training can project all time steps in one matmul; a decoder with tags adds
+ * the image's projected class scores to it.
  */
 export function step(p: Params, img: ImageState, h: tf.Tensor2D, c: tf.Tensor2D, word: tf.Tensor2D, train?: { hDrop?: tf.Tensor2D; pT: Params }): StepOut {
   const [B, L, A] = img.keys.shape;
@@ -100,7 +109,7 @@ export function step(p: Params, img: ImageState, h: tf.Tensor2D, c: tf.Tensor2D,
   // Gating scalar beta = sigmoid(f_beta(h)) scales the context (Xu et al. 2015, 4.2.1).
   const ctx = attend(alpha, img.v, img.vT).mul(tf.sigmoid(gateLogit.add(p.gateBias))) as tf.Tensor2D; // [B, D]
   const [ctxGates, ctxOut] = tf.split(lin(ctx, "context"), [4 * H, O], 1);
-  const [wordGates, wordOut] = tf.split(word, [4 * H, O], 1);
+  const [wordGates, wordOut] = tf.split(img.tag ? word.add(img.tag) : word, [4 * H, O], 1);
   const gates = recurrent.add(ctxGates).add(wordGates).add(p.lstmBias); // [B, 4H]
   const [gi, gf, go, gg] = tf.split(gates, 4, 1);
   const cNew = tf.sigmoid(gf).mul(c).add(tf.sigmoid(gi).mul(tf.tanh(gg))) as tf.Tensor2D;
@@ -117,6 +126,16 @@ export const toLogits = (p: Params, out: tf.Tensor2D) => mm(out, p.logits as tf.
 /** Previous word ids [N] -> projected input [N, 4H + O]. */
 export const wordInput = (p: Params, ids: tf.Tensor1D) => mm(embed(p.embedding as tf.Tensor2D, ids), p.wordIn as tf.Tensor2D);
 
+/**
+ * Class scores [B, K] -> their part of every step's input [B, 4H + O] (added to the word's), or
+ * null for a decoder without tags. The scores are inputs, not weights: no gradient for them.
+ */
+export function tagInput(p: Params, tags: tf.Tensor2D | undefined): tf.Tensor2D | null {
+  if (!p.tagIn) return null;
+  if (!tags || tags.shape[1] !== p.tagIn.shape[0]) throw new Error(`this decoder reads ${p.tagIn.shape[0]} class scores per image, got ${tags ? tags.shape[1] : "none"}`);
+  return mmConst(tags, p.tagIn as tf.Tensor2D);
+}
+
 export interface Batch {
   feats: tf.Tensor3D; // [B, L, D]
   input: Int32Array; // [T, B] time-major: <start> w1 w2 ...
@@ -125,6 +144,8 @@ export interface Batch {
   B: number;
   /** Per-caption loss weights [B] (self-critical training: the reward advantage). Default 1. */
   weights?: Float32Array;
+  /** Class scores [B, K], for a decoder with tags. */
+  tags?: tf.Tensor2D;
 }
 
 /**
@@ -136,7 +157,7 @@ export function teacherForcedLoss(p: Params, b: Batch, opts: { dropout: number; 
   const { T, B } = b;
   const V = p.logits.shape[1]!;
   const H = p.hidden.shape[0]!;
-  const img = imageState(p, b.feats);
+  const img = imageState(p, b.feats, b.tags);
   let { h, c } = img;
   const words = tf.unstack(wordInput(p, tf.tensor1d(b.input, "int32")).reshape([T, B, -1])) as tf.Tensor2D[];
   const mask = tf.tensor2d(Float32Array.from(b.target, (t) => (t > 0 ? 1 : 0)), [T, B]);

@@ -73,3 +73,18 @@ export function decodeDetections(keypoints: Head, wh: Head, inputSize: number, o
   }
   return out;
 }
+
+/**
+ * Image `b`'s heatmap -> one score per class: its highest cell (the most confident detection of
+ * that class, or 0-ish when none). These 80 numbers are what a tag-conditioned decoder reads
+ * (DecoderConfig.tags): the whole head, without any threshold chosen for it.
+ */
+export function classScores(keypoints: Head, b = 0): Float32Array {
+  const [, H, W, K] = keypoints.shape;
+  const kp = keypoints.data.subarray(b * H * W * K, (b + 1) * H * W * K);
+  const out = new Float32Array(K);
+  for (let i = 0; i < H * W; i++) {
+    for (let k = 0; k < K; k++) if (kp[i * K + k] > out[k]) out[k] = kp[i * K + k];
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
 import { loadDetectorCalibration } from "./detector-calibration.ts";
-import { decodeDetections } from "./detector.ts";
+import { classScores, decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { loadLanguagePrior } from "./language-prior.ts";
 import type { ModelCard } from "./model-card.ts";
@@ -155,7 +155,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   await initBackend();
   const runtime = opts.runtime ?? "auto";
   const { config, members, vocab, extraWords } = loadDecoder(modelDir);
-  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: opts.objects ?? true }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: (opts.objects ?? true) || Boolean(config.tags) }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
@@ -192,6 +192,12 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const pixels = await toRgbSquare(image, encoder.spec.inputSize, { pixelLimit: o.pixelLimit });
     o.signal?.throwIfAborted();
     const { feats, heads } = await encoder.encodeWithHeads([pixels]);
+    // A decoder with tags reads the head's class scores whether or not objects are shown or grounded.
+    if (config.tags && !heads.keypoints) {
+      feats.dispose();
+      throw new Error(`the decoder reads class scores but encoder ${encoder.spec.name} has no detection head`);
+    }
+    const tags = config.tags ? classScores(heads.keypoints) : undefined;
     let objects: DetectedObject[] = [];
     let plan: GroundingPlan = { bias: flickrOnly, constraints: [] };
     if ((o.objects ?? true) && heads.keypoints && heads.wh) {
@@ -207,7 +213,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     }
     // The everyday-caption prior speaks only when a detected name must go in: Flickr8k-like photos decode as before.
     const fused = prior && grounding.priorWeight > 0 && plan.constraints.length ? { weight: grounding.priorWeight, model: prior } : undefined;
-    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, trustOwn: plan.trustOwn, prior: fused, prefix, topK: details ? TOP_K : 0, beams: details && beam > 1, signal: o.signal });
+    const it = search(dec.decoder, feats, { beam, maxLen, lengthPenalty: o.lengthPenalty ?? defaults.lengthPenalty, blockRepeats: true, repeatable, tags, bias: plan.bias, constraints: plan.constraints, slack: grounding.slack, trustOwn: plan.trustOwn, prior: fused, prefix, topK: details ? TOP_K : 0, beams: details && beam > 1, signal: o.signal });
     try {
       let r = await it.next();
       while (!r.done) {

@@ -113,18 +113,21 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
   const weights = prefixed(members);
   const ms = members.map((_, m) => m);
 
-  // start: feats [1, L, D] -> per member keys [1, L, A] = v W_a + b; [h0 | c0] = tanh(mean(v) W_init + b).
+  const K = c.tags ?? 0;
+  // start: feats [1, L, D] -> per member keys [1, L, A] = v W_a + b; [h0 | c0] = tanh(mean(v) W_init + b);
+  // with tags, also the class scores' part of every step's input, tag = tags W_tag [1, 4H + O].
   const s = new Graph(weights);
   const mean = s.one("ReduceMean", ["feats"], { axes: [1], keepdims: 0 });
   for (const m of ms) {
+    if (K) s.one("MatMul", ["tags", s.weight(`m${m}/tagIn`)], {}, `tag${m}`);
     s.one("Add", [s.one("MatMul", ["feats", s.weight(`m${m}/attnFeat`)]), s.weight(`m${m}/attnBias`)], {}, `keys${m}`);
     const hc = s.one("Tanh", [s.one("Add", [s.one("MatMul", [mean, s.weight(`m${m}/initHC`)]), s.weight(`m${m}/initHCBias`)])]);
     s.op("Split", [hc, s.ints([H, H])], { axis: 1 }, 2, [`h${m}`, `c${m}`]);
   }
   const start = modelProto("decoder-start", {
     nodes: s.nodes, inits: s.inits,
-    inputs: [valueInfo("feats", ["n", L, D])],
-    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), valueInfo(`h${m}`, ["n", H]), valueInfo(`c${m}`, ["n", H])]),
+    inputs: [valueInfo("feats", ["n", L, D]), ...(K ? [valueInfo("tags", ["n", K])] : [])],
+    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(K ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["n", H]), valueInfo(`c${m}`, ["n", H])]),
   });
 
   // step: K rows (beams). feats and keys have one entry per row, or one for all rows when they are
@@ -141,7 +144,8 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
     // The per-row matmuls, which stream the big matrices, in int8 when asked (4x fewer bytes to read).
     const mm = (x: string, name: string) => (o.int8 && name !== "attnScore" ? g.rowInt8MatMul(x, `m${m}/${name}`) : g.one("MatMul", [x, w(name)]));
     const h = g.one("Gather", [`h${m}`, "from"], { axis: 0 }), c0 = g.one("Gather", [`c${m}`, "from"], { axis: 0 });
-    const word = mm(g.one("Gather", [w("embedding"), "prev"], { axis: 0 }), "wordIn"); // [K, 4H + O]
+    const projected = mm(g.one("Gather", [w("embedding"), "prev"], { axis: 0 }), "wordIn"); // [rows, 4H + O]
+    const word = K ? g.one("Add", [projected, `tag${m}`]) : projected;
     const [query, gateLogit, recurrent] = g.op("Split", [mm(h, "hidden"), g.ints([A, 1, 4 * H])], { axis: 1 }, 3);
     // Additive attention: alpha = softmax_L(w^T tanh(keys + U_a h)).
     const e = tanh(g.one("Add", [`keys${m}`, g.one("Unsqueeze", [query, g.ints([1])])])); // [K, L, A]
@@ -169,7 +173,7 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
     nodes: g.nodes, inits: g.inits,
     inputs: [
       valueInfo("feats", ["n", L, D]), valueInfo("from", ["rows"], INT32), valueInfo("prev", ["rows"], INT32),
-      ...ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
+      ...ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(K ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
     ],
     outputs: [valueInfo("logp", ["rows", V]), valueInfo("alpha", ["rows", L]), ...ms.flatMap((m) => [valueInfo(`h_next${m}`, ["rows", H]), valueInfo(`c_next${m}`, ["rows", H])])],
   });
@@ -186,7 +190,7 @@ export interface OnnxDecoder extends StepDecoder {
 interface Run {
   rows: number;
   feats: Float32Array; // [L * D]
-  keys: Float32Array[]; // per member [L * A]
+  image: Float32Array[]; // per-image step inputs (imageInputs): each member's keys [L * A], then with tags each member's tag [4H + O]
   state: Float32Array[]; // h0, c0, h1, c1, ...: [stateRows * H] each
   stateRows: number;
   from: Int32Array; // row k of the next step continues from state row from[k]
@@ -215,10 +219,12 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
   // across threads costs more in synchronisation than it saves.
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
   const [startSession, stepSession] = await Promise.all([ort.InferenceSession.create(start, opts), ort.InferenceSession.create(step, opts)]);
-  const { hiddenDim: H, attnDim: A, featureDim: D, vocabSize: V } = c;
+  const { hiddenDim: H, attnDim: A, featureDim: D, vocabSize: V, outDim: O } = c;
   const L = c.grid[0] * c.grid[1];
   const stateNames = members.flatMap((_, m) => [`h${m}`, `c${m}`]);
-  const keyNames = members.map((_, m) => `keys${m}`);
+  // What start computes once per image and every step reads: [name, dims after the image axis].
+  const imageInputs: [string, number[]][] = [...members.map((_, m): [string, number[]] => [`keys${m}`, [L, A]]), ...(c.tags ? members.map((_, m): [string, number[]] => [`tag${m}`, [4 * H + O]]) : [])];
+  const sizeOf = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
   const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor("float32", data, dims);
   const i32 = (data: Int32Array) => new ort.Tensor("int32", data, [data.length]);
 
@@ -233,28 +239,28 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
   };
   // Per-row copies of the images' features and keys for a batch of several images; kept while the
   // same runs with the same rows keep stepping together (most steps of a folder's batch).
-  let rowInputs: { runs: Run[]; rows: number[]; feats: Tensor; keys: Tensor[] } | null = null;
+  let rowInputs: { runs: Run[]; rows: number[]; feats: Tensor; image: Tensor[] } | null = null;
 
   function inputsFor(batch: Pending[]): Record<string, Tensor> {
     const runs = batch.map((p) => p.run);
     if (runs.length === 1) {
       const r = runs[0];
-      return Object.fromEntries([["feats", f32(r.feats, [1, L, D])], ...keyNames.map((k, m) => [k, f32(r.keys[m], [1, L, A])])]);
+      return Object.fromEntries([["feats", f32(r.feats, [1, L, D])], ...imageInputs.map(([name, dims], j) => [name, f32(r.image[j], [1, ...dims])])]);
     }
     const rows = runs.map((r) => r.rows);
     if (!rowInputs || rowInputs.runs.length !== runs.length || runs.some((r, i) => r !== rowInputs!.runs[i] || rows[i] !== rowInputs!.rows[i])) {
       const R = rows.reduce((a, b) => a + b, 0);
-      const feats = new Float32Array(R * L * D), keys = keyNames.map(() => new Float32Array(R * L * A));
+      const feats = new Float32Array(R * L * D), image = imageInputs.map(([, dims]) => new Float32Array(R * sizeOf(dims)));
       let k = 0;
       for (const r of runs) {
         for (let j = 0; j < r.rows; j++, k++) {
           feats.set(r.feats, k * L * D);
-          keys.forEach((kk, m) => kk.set(r.keys[m], k * L * A));
+          image.forEach((x, i) => x.set(r.image[i], k * sizeOf(imageInputs[i][1])));
         }
       }
-      rowInputs = { runs, rows, feats: f32(feats, [R, L, D]), keys: keys.map((kk) => f32(kk, [R, L, A])) };
+      rowInputs = { runs, rows, feats: f32(feats, [R, L, D]), image: image.map((x, i) => f32(x, [R, ...imageInputs[i][1]])) };
     }
-    return Object.fromEntries([["feats", rowInputs.feats], ...keyNames.map((k, m) => [k, rowInputs!.keys[m]])]);
+    return Object.fromEntries([["feats", rowInputs.feats], ...imageInputs.map(([name], i) => [name, rowInputs!.image[i]])]);
   }
 
   async function flush() {
@@ -304,13 +310,14 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
   }
 
   return {
-    async start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun> {
+    async start(feats: tf.Tensor3D, rows: number, tags?: Float32Array): Promise<DecoderRun> {
       if (feats.shape[0] !== 1) throw new Error(`the ONNX decoder takes one image at a time, got ${feats.shape[0]}`);
+      if (c.tags && tags?.length !== c.tags) throw new Error(`this decoder reads ${c.tags} class scores per image, got ${tags ? tags.length : "none"}`);
       const data = (await feats.data()) as Float32Array;
-      const s0 = await startSession.run({ feats: f32(data, [1, L, D]) });
+      const s0 = await startSession.run({ feats: f32(data, [1, L, D]), ...(c.tags ? { tags: f32(tags!, [1, c.tags]) } : {}) });
       const run: Run = {
         rows, feats: data,
-        keys: keyNames.map((k) => s0[k].data as Float32Array),
+        image: imageInputs.map(([name]) => s0[name].data as Float32Array),
         state: stateNames.map((k) => s0[k].data as Float32Array),
         stateRows: 1,
         from: new Int32Array(rows), // every row starts from start's one row

@@ -15,6 +15,8 @@ export interface SearchOptions {
   lengthPenalty: number;
   /** Forbid repeating any word trigram ("a man in a red shirt and a man in a red shirt"). */
   blockRepeats: boolean;
+  /** The image's class scores, for a decoder with tags (DecoderConfig.tags). */
+  tags?: Float32Array;
   /** When given (with blockRepeats), any word not in this set is used at most once per caption. */
   repeatable?: ReadonlySet<number>;
   /** Added to each word's log-probability when ranking (grounding's bonuses and penalties; -Infinity bans). */
@@ -194,7 +196,7 @@ export async function* search(decoder: StepDecoder, feats: tf.Tensor3D, o: Searc
   const trust = cons.length && o.trustOwn !== undefined && forcedMet === 0 ? o.trustOwn : Infinity;
   const topK = Math.max(0, Math.floor(o.topK ?? 0));
   // Rows of the decoder state are beams; all share the same image.
-  const run = await decoder.start(feats, rows);
+  const run = await decoder.start(feats, rows, o.tags);
   let live: Hypothesis[] = [{ ids: [], probs: [], top: [], alphas: [], logp: 0, met: 0 }];
   const finished: Hypothesis[] = [];
   let lastKey = "";

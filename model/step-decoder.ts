@@ -27,16 +27,16 @@ export interface DecoderRun {
 
 /** Anything that can decode: tfjs (the reference), onnxruntime (onnx-decoder.ts) or an ensemble. */
 export interface StepDecoder {
-  /** Starts decoding one image's features [1, L, D] with `rows` hypotheses. */
-  start(feats: tf.Tensor3D, rows: number): Promise<DecoderRun>;
+  /** Starts decoding one image's features [1, L, D] (and its class scores, for a decoder with tags) with `rows` hypotheses. */
+  start(feats: tf.Tensor3D, rows: number, tags?: Float32Array): Promise<DecoderRun>;
 }
 
 /** The decoder on tfjs: the same functions that training uses. */
 export function tfDecoder(p: Params): StepDecoder {
   return {
-    async start(feats, rows) {
+    async start(feats, rows, tags) {
       const [, L, D] = feats.shape;
-      const img = tf.tidy(() => imageState(p, feats.broadcastTo([rows, L, D]) as tf.Tensor3D));
+      const img = tf.tidy(() => imageState(p, feats.broadcastTo([rows, L, D]) as tf.Tensor3D, tags && (tf.tensor2d(tags, [1, tags.length]).broadcastTo([rows, tags.length]) as tf.Tensor2D)));
       let { h, c } = img;
       return {
         async step(prev) {
@@ -54,7 +54,7 @@ export function tfDecoder(p: Params): StepDecoder {
           [h, c] = [h2, c2];
         },
         dispose() {
-          tf.dispose([h, c, img.v, img.vT, img.keys]);
+          tf.dispose([h, c, img.v, img.vT, img.keys, ...(img.tag ? [img.tag] : [])]);
         },
       };
     },
@@ -69,10 +69,10 @@ export function tfDecoder(p: Params): StepDecoder {
 export function ensembleDecoder(members: readonly StepDecoder[]): StepDecoder {
   if (members.length === 1) return members[0];
   return {
-    async start(feats, rows) {
+    async start(feats, rows, tags) {
       const runs: DecoderRun[] = [];
       try {
-        for (const m of members) runs.push(await m.start(feats, rows));
+        for (const m of members) runs.push(await m.start(feats, rows, tags));
       } catch (e) {
         runs.forEach((r) => r.dispose());
         throw e;

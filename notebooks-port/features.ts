@@ -1,16 +1,20 @@
 /**
  * Step 2: run the frozen encoder over every image once and cache the grid features
  * (.cache/features/<encoder>/). Training images are also encoded mirrored, a free augmentation.
+ * Where the encoder has CenterNet's detection head, the same pass also caches each image's 80
+ * class scores (model/detector.ts classScores), the input of a tag-conditioned decoder.
  * Resumable: finished chunks are skipped. Parallel: --shard=0 --shards=2 and --shard=1 --shards=2.
  *   npm run pipeline:features -- --encoder=centernet+mnv2-256
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { classScores } from "../model/detector.ts";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
+import { COCO_LABELS } from "../model/objects.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { parseConfig, runStep } from "./lib/config.ts";
 import { imagePath, loadDataset } from "./lib/dataset.ts";
-import { CHUNK, chunkFile, type FeatureIndex } from "./lib/features.ts";
+import { CHUNK, chunkFile, tagFile, type FeatureIndex } from "./lib/features.ts";
 import { featureDir } from "./lib/paths.ts";
 import { Progress } from "./lib/progress.ts";
 
@@ -27,7 +31,8 @@ runStep(async () => {
   const cfg = parseConfig(defaults);
   const { data } = loadDataset();
   const spec = encoderSpec(cfg.encoder);
-  const encoder = await loadEncoder(spec);
+  const encoder = await loadEncoder(spec, "auto", { heads: true });
+  const tagged = spec.graphs.some((g) => g.heads?.keypoints);
   // Training images first, so the "flip" variant covers a prefix of the index.
   const take = <T>(xs: T[]) => (cfg.limit ? xs.slice(0, cfg.limit) : xs);
   const train = take(data.splits.train);
@@ -35,6 +40,7 @@ runStep(async () => {
   const index: FeatureIndex = {
     encoder: spec.name, grid: encoder.grid, channels: encoder.channels, images,
     variants: { orig: images.length, ...(cfg.flip ? { flip: train.length } : {}) },
+    ...(tagged ? { tags: COCO_LABELS.length } : {}),
   };
   const dir = featureDir(spec.name);
   mkdirSync(dir, { recursive: true });
@@ -48,28 +54,37 @@ runStep(async () => {
 
   const jobs: { variant: string; chunk: number }[] = [];
   for (const [variant, n] of Object.entries(index.variants)) {
-    for (let c = 0; c * CHUNK < n; c++) if (c % cfg.shards === cfg.shard && !existsSync(chunkFile(spec.name, variant, c))) jobs.push({ variant, chunk: c });
+    for (let c = 0; c * CHUNK < n; c++) if (c % cfg.shards === cfg.shard && !(existsSync(chunkFile(spec.name, variant, c)) && (!tagged || existsSync(tagFile(spec.name, variant, c))))) jobs.push({ variant, chunk: c });
   }
   const total = jobs.reduce((s, j) => s + Math.min(CHUNK, index.variants[j.variant] - j.chunk * CHUNK), 0);
   const progress = new Progress(`features ${spec.name} shard ${cfg.shard}/${cfg.shards}`, total, "img");
   for (const { variant, chunk } of jobs) {
     const files = images.slice(chunk * CHUNK, Math.min(index.variants[variant], (chunk + 1) * CHUNK));
     const parts: Float32Array[] = [];
+    const tags: Float32Array[] = [];
     for (let i = 0; i < files.length; i += cfg.batch) {
       const px = await Promise.all(files.slice(i, i + cfg.batch).map((f) => toRgbSquare(imagePath(data, f), spec.inputSize, { flip: variant === "flip" })));
-      const t = await encoder.encode(px);
-      parts.push((await t.data()) as Float32Array);
-      t.dispose();
+      const { feats, heads } = await encoder.encodeWithHeads(px);
+      parts.push((await feats.data()) as Float32Array);
+      feats.dispose();
+      if (tagged) px.forEach((_, b) => tags.push(classScores(heads.keypoints, b)));
       progress.tick(px.length);
     }
-    const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-    let o = 0;
-    for (const p of parts) out.set(p, (o += p.length) - p.length);
     // Write then rename, so a killed run never leaves a half chunk that looks finished.
-    const file = chunkFile(spec.name, variant, chunk);
-    writeFileSync(file + ".tmp", out);
-    renameSync(file + ".tmp", file);
+    const write = (file: string, rows: Float32Array[]) => {
+      writeFileSync(file + ".tmp", concat(rows));
+      renameSync(file + ".tmp", file);
+    };
+    if (tagged) write(tagFile(spec.name, variant, chunk), tags);
+    write(chunkFile(spec.name, variant, chunk), parts);
   }
   progress.end();
   encoder.dispose();
 });
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) out.set(p, (o += p.length) - p.length);
+  return out;
+}

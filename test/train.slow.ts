@@ -3,7 +3,8 @@
  * finetune -> export) on 50 Flickr8k training images, in a temporary work folder: the loss must
  * fall, resuming must continue where the run stopped, the model must overfit enough to reproduce
  * training captions, fine-tuning and export must record what they did in the model card, a copied
- * checkpoint folder must export on its own, and the detector calibration step must count the detector's hits on training photos for the exported model.
+ * checkpoint folder must export on its own, a decoder given the detector's class scores must
+ * fine-tune from an exported member, and the detector calibration step must count the detector's hits on training photos for the exported model.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -115,6 +116,28 @@ test("a short training run on 50 images learns, resumes and overfits", { skip: !
   step("export", `--from=${path.join(ckpt, "best")}`, `--out=${out2}`);
   assert.equal(JSON.parse(readFileSync(path.join(out2, "config.json"), "utf8")).members, undefined);
   assert.ok(!existsSync(path.join(out2, "decoder-2.bin")));
+
+  // A decoder given the detector's class scores, fine-tuned from the exported (shipped-style) member:
+  // only the new projection trains, everything else stays the member's, its history comes from the
+  // member's model card, and the exported model captions a photo through the public API.
+  assert.equal(readIndex(state.decoder.encoder, path.join(work, ".cache", "features", state.decoder.encoder)).tags, 80, "the features step cached the class scores");
+  const tagged = step("train", "--name=tiny-tags", `--init=${path.join(out2, "decoder")}`, "--tags", "--only=tagIn", "--maxImages=50", "--workers=1", "--hiddenDim=256", "--attnDim=32", "--outDim=128",
+    "--batch=10", "--lr=0.01", "--dropout=0", "--flip=false", "--glove=false", "--epochs=1");
+  assert.match(tagged, /^epoch 1: train xent/m);
+  const before = loadArrays(path.join(out2, "decoder")), afterTags = loadArrays(path.join(work, "checkpoints", "tiny-tags", "latest", "params"));
+  for (const [name, a] of Object.entries(before)) assert.deepEqual(afterTags[name].data, a.data, `${name} is frozen`);
+  assert.deepEqual(afterTags.tagIn.shape, [80, 4 * 256 + 128]);
+  assert.ok(afterTags.tagIn.data.some((x) => Math.abs(x) > 1e-3), "the projection learnt something");
+  const tagState = JSON.parse(readFileSync(path.join(work, "checkpoints", "tiny-tags", "state.json"), "utf8"));
+  assert.deepEqual(tagState.ancestors.map((a: { config: { name: string } }) => a.config.name), ["tiny"], "the member's runs, from its model card");
+  const out4 = path.join(work, "exported-tags");
+  step("export", `--from=${path.join(work, "checkpoints", "tiny-tags", "best")}`, `--out=${out4}`);
+  assert.equal(JSON.parse(readFileSync(path.join(out4, "config.json"), "utf8")).tags, 80);
+  const { loadCaptioner } = await import("../model/index.ts");
+  const captioner = await loadCaptioner({ modelDir: out4 });
+  const result = await captioner.caption(path.join(DATA, "images", imgs[0].file), { beam: 1 });
+  assert.ok(result.words.length > 0, "a tag-conditioned model captions through the public API");
+  captioner.dispose();
 
   // The detector's calibration for the exported model: its detections on training photos, counted
   // against their references (people and dogs, which Flickr8k's captions do name, among them).

@@ -16,10 +16,15 @@ export interface FeatureIndex {
   images: string[];
   /** variants extracted: "orig" for every image, "flip" (mirrored) for training images */
   variants: Record<string, number>; // variant -> number of images it covers (prefix of `images`)
+  /** Class scores cached per image (the detection head's classes), when the encoder has that head. */
+  tags?: number;
 }
 
 export const chunkFile = (encoder: string, variant: string, chunk: number, dir = featureDir(encoder)) =>
   path.join(dir, `${variant}-${String(chunk).padStart(3, "0")}.f32`);
+
+export const tagFile = (encoder: string, variant: string, chunk: number, dir = featureDir(encoder)) =>
+  path.join(dir, `tags-${variant}-${String(chunk).padStart(3, "0")}.f32`);
 
 export function readIndex(encoder: string, dir = featureDir(encoder)): FeatureIndex {
   const f = path.join(dir, "index.json");
@@ -32,7 +37,16 @@ export function readIndex(encoder: string, dir = featureDir(encoder)): FeatureIn
  * written into `out` when given (e.g. a view of shared memory, to avoid copying gigabytes).
  */
 export function loadFeatures(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder), out?: Float32Array): Float32Array {
-  const per = index.grid[0] * index.grid[1] * index.channels;
+  return loadRows(index, variant, files, index.grid[0] * index.grid[1] * index.channels, (c) => chunkFile(index.encoder, variant, c, dir), out);
+}
+
+/** The same for the images' class scores ([n, tags]), cached when the encoder has a detection head. */
+export function loadTags(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder), out?: Float32Array): Float32Array {
+  if (!index.tags) throw Object.assign(new Error(`the feature cache in ${dir} has no class scores: its encoder has no detection head, or it was made before they were cached (delete it and rerun \`npm run pipeline:features\`)`), { name: "DataError" });
+  return loadRows(index, variant, files, index.tags, (c) => tagFile(index.encoder, variant, c, dir), out);
+}
+
+function loadRows(index: FeatureIndex, variant: string, files: string[], per: number, fileOf: (chunk: number) => string, out?: Float32Array): Float32Array {
   const row = new Map(index.images.map((f, i) => [f, i]));
   out ??= new Float32Array(files.length * per);
   if (out.length !== files.length * per) throw new Error(`loadFeatures: output holds ${out.length} floats, ${files.length * per} needed`);
@@ -42,7 +56,7 @@ export function loadFeatures(index: FeatureIndex, variant: string, files: string
     if (r === undefined || r >= (index.variants[variant] ?? 0)) throw new Error(`no ${variant} features for ${f}`);
     const c = Math.floor(r / CHUNK);
     if (!cache.has(c)) {
-      const buf = readFileSync(chunkFile(index.encoder, variant, c, dir));
+      const buf = readFileSync(fileOf(c));
       cache.set(c, new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4));
     }
     out.set(cache.get(c)!.subarray((r % CHUNK) * per, (r % CHUNK + 1) * per), i * per);

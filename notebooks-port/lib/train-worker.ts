@@ -18,14 +18,18 @@ export interface WorkerInit {
   /** Feature rows [n, L*D] shared by all replicas: training rows (original then mirrored) and dev rows. */
   train: SharedArrayBuffer;
   dev: SharedArrayBuffer;
+  /** Their class scores [n, K], row for row (a decoder with tags), else null. */
+  trainTags: SharedArrayBuffer | null;
+  devTags: SharedArrayBuffer | null;
   /** This replica's gradient slot and the averaged gradient, both [total trainable params]. */
   grad: SharedArrayBuffer;
   avg: SharedArrayBuffer;
   trainable: string[];
   lr: number;
   seed: number;
-  /** Checkpoint folder to load weights from (null: fresh init). */
+  /** Checkpoint folder to load weights from (null: fresh init), and its weight file (trainer.ts paramsOf). */
   resumeFrom: string | null;
+  paramsFrom: string | null;
   /** Load weights only, not Adam's state (fine-tuning changes what is trained). */
   freshOptimizer: boolean;
 }
@@ -46,6 +50,8 @@ const cfg = init.config;
 const per = cfg.grid[0] * cfg.grid[1] * cfg.featureDim;
 const trainFeats = new Float32Array(init.train);
 const devFeats = new Float32Array(init.dev);
+const K = cfg.tags ?? 0;
+const trainTags = init.trainTags && new Float32Array(init.trainTags), devTags = init.devTags && new Float32Array(init.devTags);
 const vars = initParams(cfg, init.glove ?? undefined, init.seed);
 const params: Params = vars;
 const optimizer = tf.train.adam(init.lr);
@@ -56,9 +62,14 @@ for (const n of init.trainable) offsets.set(n, (total += vars[n].size) - vars[n]
 const gradSlot = new Float32Array(init.grad);
 const avg = new Float32Array(init.avg);
 
-if (init.resumeFrom) {
-  const saved = loadArrays(init.resumeFrom + "/params");
-  for (const [n, v] of Object.entries(vars)) v.assign(tf.tensor(saved[n].data, v.shape));
+if (init.paramsFrom) {
+  const saved = loadArrays(init.paramsFrom);
+  for (const [n, v] of Object.entries(vars)) {
+    // A decoder given tags for the first time keeps its zero projection (decoder.ts initParams).
+    if (!saved[n] && n === "tagIn" && init.freshOptimizer) continue;
+    if (!saved[n]) throw new Error(`${init.paramsFrom} has no weight ${n}`);
+    v.assign(tf.tensor(saved[n].data, v.shape));
+  }
 }
 if (init.resumeFrom && !init.freshOptimizer) {
   const adam = loadArrays(init.resumeFrom + "/adam");
@@ -74,19 +85,27 @@ function gatherRows(src: Float32Array, rows: Int32Array): tf.Tensor3D {
   return tf.tensor3d(out, [rows.length, cfg.grid[0] * cfg.grid[1], cfg.featureDim]);
 }
 
+/** The same rows' class scores [B, K] (decoders with tags), else undefined. */
+function gatherTags(src: Float32Array | null, rows: Int32Array): tf.Tensor2D | undefined {
+  if (!src || !K) return undefined;
+  const out = new Float32Array(rows.length * K);
+  rows.forEach((r, i) => out.set(src.subarray(r * K, (r + 1) * K), i * K));
+  return tf.tensor2d(out, [rows.length, K]);
+}
+
 port.on("message", async (msg: WorkerRequest) => {
   try {
     if (msg.type === "grads") {
-      const feats = gatherRows(trainFeats, msg.rows);
+      const feats = gatherRows(trainFeats, msg.rows), tags = gatherTags(trainTags, msg.rows);
       let xent = 0;
       const { value, grads } = tf.variableGrads(() => {
-        const r = teacherForcedLoss(params, { feats, input: msg.input, target: msg.target, T: msg.T, B: msg.B, weights: msg.weights }, msg);
+        const r = teacherForcedLoss(params, { feats, tags, input: msg.input, target: msg.target, T: msg.T, B: msg.B, weights: msg.weights }, msg);
         xent = r.xent.dataSync()[0];
         return r.loss;
       }, init.trainable.map((n) => vars[n]));
       for (const n of init.trainable) gradSlot.set(grads[n].dataSync() as Float32Array, offsets.get(n)!);
       const loss = value.dataSync()[0];
-      tf.dispose([value, feats, ...Object.values(grads)]);
+      tf.dispose([value, feats, ...(tags ? [tags] : []), ...Object.values(grads)]);
       port.postMessage({ type: "grads", loss, xent, tensors: tf.memory().numTensors });
     } else if (msg.type === "apply") {
       (optimizer as unknown as { learningRate: number }).learningRate = msg.lr;
@@ -95,19 +114,19 @@ port.on("message", async (msg: WorkerRequest) => {
       tf.dispose(Object.values(g));
       port.postMessage({ type: "applied" });
     } else if (msg.type === "loss") {
-      const feats = gatherRows(devFeats, msg.rows);
-      const xent = tf.tidy(() => teacherForcedLoss(params, { feats, input: msg.input, target: msg.target, T: msg.T, B: msg.B }, { dropout: 0, attnReg: 0 }).xent.dataSync()[0]);
-      feats.dispose();
+      const feats = gatherRows(devFeats, msg.rows), tags = gatherTags(devTags, msg.rows);
+      const xent = tf.tidy(() => teacherForcedLoss(params, { feats, tags, input: msg.input, target: msg.target, T: msg.T, B: msg.B }, { dropout: 0, attnReg: 0 }).xent.dataSync()[0]);
+      tf.dispose([feats, ...(tags ? [tags] : [])]);
       port.postMessage({ type: "loss", xent });
     } else if (msg.type === "sample") {
-      const feats = gatherRows(trainFeats, msg.rows);
-      const ids = decodeBatch(params, feats, msg.maxLen, "sample", msg.seed);
-      feats.dispose();
+      const feats = gatherRows(trainFeats, msg.rows), tags = gatherTags(trainTags, msg.rows);
+      const ids = decodeBatch(params, feats, msg.maxLen, "sample", msg.seed, undefined, tags);
+      tf.dispose([feats, ...(tags ? [tags] : [])]);
       port.postMessage({ type: "sample", ids });
     } else if (msg.type === "greedy") {
-      const feats = gatherRows(devFeats, msg.rows);
-      const ids = greedyBatch(params, feats, msg.maxLen, new Set(msg.repeatable));
-      feats.dispose();
+      const feats = gatherRows(devFeats, msg.rows), tags = gatherTags(devTags, msg.rows);
+      const ids = greedyBatch(params, feats, msg.maxLen, new Set(msg.repeatable), tags);
+      tf.dispose([feats, ...(tags ? [tags] : [])]);
       port.postMessage({ type: "greedy", ids });
     } else if (msg.type === "save") {
       const arrays = (ts: Record<string, tf.Tensor>) => Object.fromEntries(Object.entries(ts).map(([n, t]) => [n, { shape: t.shape, data: t.dataSync() as Float32Array } as NamedArray]));

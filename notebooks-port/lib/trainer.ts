@@ -12,9 +12,10 @@ import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { DEFAULT_CONFIG, type DecoderConfig } from "../../model/config.ts";
 import { paramShapes } from "../../model/decoder.ts";
+import type { ModelCard } from "../../model/model-card.ts";
 import { END, FUNCTION_WORDS, START, type Vocabulary } from "../../model/vocab.ts";
 import { loadDataset, type PreparedDataset, type PreparedImage } from "./dataset.ts";
-import { loadFeatures, readIndex, type FeatureIndex } from "./features.ts";
+import { loadFeatures, loadTags, readIndex, type FeatureIndex } from "./features.ts";
 import { CiderD, scoreCaptions } from "./metrics.ts";
 import { REPO_ROOT } from "./flickr8k.ts";
 import { CHECKPOINT_DIR, EMBEDDING_FILE, RUNS_DIR } from "./paths.ts";
@@ -50,6 +51,8 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0, // > 0: also measure dev every this many steps within an epoch and keep the best weights seen (fine-tuning moves fast)
   logEvery: 20, // steps between training-loss points on the curve
   seed: 1,
+  tags: false, // the decoder also reads the detection head's class scores (model/config.ts tags; the feature cache must have them)
+  only: "", // comma-separated weights to train, the rest frozen (e.g. tagIn: teach a new input without moving the trained rest); empty: all but frozen word vectors
 };
 export type TrainConfig = typeof TRAIN_DEFAULTS;
 
@@ -148,6 +151,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
   const decoder: DecoderConfig = {
     encoder: index.encoder, grid: index.grid, featureDim: index.channels, vocabSize: vocab.size,
     embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
+    ...(cfg.tags ? { tags: index.tags ?? 0 } : {}),
   };
   const { state, startFrom, resuming } = startState(cfg, ckptDir, decoder);
   const run = await startRun(cfg, data, vocab, index, decoder, state, startFrom, resuming);
@@ -256,11 +260,11 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
   // A run that has a state file resumes (fine-tuning too), unless --init=scratch asks for a fresh start.
   const resuming = cfg.init !== "scratch" && existsSync(stateFile);
   const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
-  if (startFrom && !existsSync(path.join(startFrom, "params.json"))) throw new Error(`no checkpoint at ${startFrom}`);
+  if (startFrom && !paramsOf(startFrom)) throw new Error(`no checkpoint at ${startFrom} (a checkpoint folder, or a shipped member such as model/weights/decoder-2)`);
   if (!resuming) {
     // A bare weights folder (no record beside it) starts a run with no ancestry.
     const base = startFrom && hasCheckpointState(startFrom) ? readCheckpointState(startFrom) : null;
-    const ancestors = base ? [...ancestry(base), { ...base, ancestors: undefined }] : [];
+    const ancestors = base ? [...ancestry(base), { ...base, ancestors: undefined }] : startFrom ? shippedAncestry(startFrom) : [];
     return { state: { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder, ancestors }, startFrom, resuming };
   }
   const state = JSON.parse(readFileSync(stateFile, "utf8")) as State;
@@ -275,6 +279,16 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
     state.config = cfg;
   }
   return { state, startFrom, resuming };
+}
+
+/**
+ * The weights a run starts from: a checkpoint folder's params, or one member of an exported model
+ * (model/weights/decoder-2: its float16 file, read back as float32), so a shipped decoder can be
+ * fine-tuned without its checkpoints.
+ */
+function paramsOf(from: string): string | null {
+  if (existsSync(path.join(from, "params.json"))) return path.join(from, "params");
+  return existsSync(from + ".json") && existsSync(from + ".bin") ? from : null;
 }
 
 /** Where a checkpoint folder's record of its run is: state.json inside it (older checkpoints kept it one level up). */
@@ -294,15 +308,45 @@ export function readCheckpointState(dir: string): State {
  * (relative paths from the repository) as far as records exist.
  */
 export function ancestry(state: State): State[] {
-  if (state.ancestors) return state.ancestors;
+  if (state.ancestors?.length) return state.ancestors;
   const chain: State[] = [];
   for (let init = state.config.init; chain.length < 8; ) {
     const dir = init && !["auto", "scratch"].includes(init) ? path.resolve(REPO_ROOT, init) : null;
-    if (!dir || !hasCheckpointState(dir)) break;
+    if (dir && !hasCheckpointState(dir)) return [...shippedAncestry(dir), ...chain];
+    if (!dir) break;
     const s = readCheckpointState(dir);
     chain.unshift({ ...s, ancestors: undefined });
     if (s.ancestors) return [...s.ancestors, ...chain];
     init = s.config.init;
+  }
+  return chain;
+}
+
+/**
+ * The runs behind a shipped member (model/weights/decoder-2), rebuilt from its model card's
+ * training records (the checkpoints it was exported from may be long gone), oldest first, so a
+ * member fine-tuned again keeps its history. The card keeps each run's epochs, not its per-step
+ * losses. Anything else (no card, a bare weights file) has no known ancestry.
+ */
+export function shippedAncestry(member: string): State[] {
+  const cardFile = path.join(path.dirname(member), "model-card.json");
+  const index = /^decoder(?:-(\d+))?$/.exec(path.basename(member));
+  if (!index || !existsSync(cardFile)) return [];
+  const card = JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard;
+  const runs = new Map((card.training ?? []).map((r) => [r.run, r]));
+  const runOf = (from: string | undefined) => from && /(?:^|\/)checkpoints\/([^/]+)\//.exec(from)?.[1];
+  const chain: State[] = [];
+  const { members: _, ...decoder } = card.architecture ?? {};
+  for (let name = runOf(card.weights?.from?.split(",")[index[1] ? Number(index[1]) - 1 : 0]); name && runs.has(name) && chain.length < 8; ) {
+    const r = runs.get(name)!;
+    chain.unshift({
+      epoch: r.epochs, stepInEpoch: 0, step: 0, lr: r.history.at(-1)?.lr ?? 0, best: { cider: r.bestDevCiderGreedy, epoch: r.bestEpoch }, badEpochs: 0,
+      history: r.history as EpochRecord[], steps: [], trainSeconds: r.seconds, tokens: r.tokensPerSec * r.seconds,
+      // Only the settings the card kept; mirroring is the card's augmentation, which cross-entropy runs had.
+      config: { ...r.hyperParameters, name: r.run, init: r.init, flip: !r.hyperParameters.scst && /mirror/.test(card.data?.augmentation ?? "") } as unknown as TrainConfig,
+      decoder: decoder as DecoderConfig, changes: r.changes as State["changes"],
+    });
+    name = runOf(r.init);
   }
   return chain;
 }
@@ -323,6 +367,14 @@ async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabula
   if (cfg.flip) loadFeatures(index, "flip", trainFiles, undefined, new Float32Array(trainSab, nTrain * per * 4, nTrain * per));
   const devSab = new SharedArrayBuffer(devImgs.length * per * 4);
   loadFeatures(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(devSab));
+  // Class scores, row for row with the features (a decoder with tags).
+  const K = decoder.tags ?? 0;
+  const trainTags = K ? new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * K * 4) : null, devTags = K ? new SharedArrayBuffer(devImgs.length * K * 4) : null;
+  if (trainTags && devTags) {
+    loadTags(index, "orig", trainFiles, undefined, new Float32Array(trainTags, 0, nTrain * K));
+    if (cfg.flip) loadTags(index, "flip", trainFiles, undefined, new Float32Array(trainTags, nTrain * K * 4, nTrain * K));
+    loadTags(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(devTags));
+  }
   const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
@@ -336,14 +388,17 @@ async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabula
     if (glove.length !== vocab.size * cfg.embedDim) throw new Error(`${EMBEDDING_FILE} does not match the vocabulary: rerun \`npm run pipeline:embeddings\``);
   }
   const shapes = paramShapes(decoder);
-  const trainable = Object.keys(shapes).filter((n) => cfg.trainEmbeddings || n !== "embedding");
+  const only = cfg.only ? cfg.only.split(",").map((n) => n.trim()) : null;
+  const unknown = only?.filter((n) => !(n in shapes)) ?? [];
+  if (unknown.length) throw new Error(`--only names weights this decoder does not have: ${unknown.join(", ")} (it has ${Object.keys(shapes).join(", ")})`);
+  const trainable = Object.keys(shapes).filter((n) => (only ? only.includes(n) : cfg.trainEmbeddings || n !== "embedding"));
   const nParams = trainable.reduce((s, n) => s + shapes[n].reduce((a, b) => a * b, 1), 0);
   const avgSab = new SharedArrayBuffer(nParams * 4);
   const gradSabs = Array.from({ length: cfg.workers }, () => new SharedArrayBuffer(nParams * 4));
   const replicas = gradSabs.map((grad, id) => {
     const init: WorkerInit = {
-      id, config: decoder, glove, train: trainSab, dev: devSab, grad, avg: avgSab, trainable, lr: state.lr, seed: cfg.seed,
-      resumeFrom: startFrom, freshOptimizer: !resuming,
+      id, config: decoder, glove, train: trainSab, dev: devSab, trainTags, devTags, grad, avg: avgSab, trainable, lr: state.lr, seed: cfg.seed,
+      resumeFrom: startFrom, paramsFrom: startFrom && paramsOf(startFrom), freshOptimizer: !resuming,
     };
     return new Replica(new Worker(new URL("./worker-boot.mjs", import.meta.url), { workerData: { ...init, module: new URL("./train-worker.ts", import.meta.url).href } }));
   });
