@@ -17,6 +17,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 import { imageState, step, toLogits, wordInput, type Params } from "../model/decoder.ts";
+import { classScores } from "../model/detector.ts";
 import { encoderSpec, loadEncoder, type Encoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { DEFAULT_MODEL_DIR, loadDecoder, toParams } from "../model/index.ts";
@@ -36,14 +37,14 @@ const params = members.map((m) => toParams(config, m));
 const T = config.maxLen + 1; // the padded sequence: <start> and maxLen words
 
 /** The notebook's loop: for each new word, the whole decoder over the padded prefix, no state kept. */
-function seedCaption(feats: tf.Tensor3D): number[] {
+function seedCaption(feats: tf.Tensor3D, tags?: Float32Array): number[] {
   const ids: number[] = [];
   for (let t = 0; t < T; t++) {
     const seq = Int32Array.from({ length: T }, (_, i) => (i === 0 ? START : ids[i - 1] ?? PAD));
     const logp = tf.tidy(() => {
       // Every member runs all T positions (as model.predict does); only position t is read.
       const perMember = params.map((p: Params) => {
-        const img = imageState(p, feats);
+        const img = imageState(p, feats, tags && tf.tensor2d(tags, [1, tags.length]));
         let { h, c } = img;
         const words = tf.unstack(wordInput(p, tf.tensor1d(seq, "int32"))) as tf.Tensor2D[];
         let out: tf.Tensor2D | null = null;
@@ -67,8 +68,8 @@ function seedCaption(feats: tf.Tensor3D): number[] {
   return ids;
 }
 
-async function ours(decoder: StepDecoder, feats: tf.Tensor3D): Promise<number[]> {
-  const it = search(decoder, feats, { beam: 1, maxLen: config.maxLen, lengthPenalty: 1, blockRepeats: false });
+async function ours(decoder: StepDecoder, feats: tf.Tensor3D, tags?: Float32Array): Promise<number[]> {
+  const it = search(decoder, feats, { beam: 1, maxLen: config.maxLen, lengthPenalty: 1, blockRepeats: false, tags });
   let r = await it.next();
   while (!r.done) r = await it.next();
   return r.value.ids;
@@ -76,24 +77,32 @@ async function ours(decoder: StepDecoder, feats: tf.Tensor3D): Promise<number[]>
 
 const files = readdirSync(path.join(DATA, "images")).sort().slice(0, N).map((f) => readFileSync(path.join(DATA, "images", f)));
 const spec = encoderSpec(config.encoder);
-const encoders: Record<"tfjs" | "onnx", Encoder> = { tfjs: await loadEncoder(spec, "tfjs"), onnx: await loadEncoder(spec, "onnx") };
+// A decoder with tags also reads the detection head's class scores (model/detector.ts classScores).
+const heads = Boolean(config.tags);
+const encoders: Record<"tfjs" | "onnx", Encoder> = { tfjs: await loadEncoder(spec, "tfjs", { heads }), onnx: await loadEncoder(spec, "onnx", { heads }) };
+const encode = async (encoder: Encoder, px: Uint8Array) => {
+  const r = await encoder.encodeWithHeads([px]);
+  return { feats: r.feats, tags: heads ? classScores(r.heads.keypoints) : undefined };
+};
 const onnx = await onnxDecoder(members, config, { int8: true }); // as the app runs it (LoadOptions.decoderWeights "int8")
 const ways = {
-  "seed way (tfjs, whole prefix per word)": { encoder: encoders.tfjs, decode: async (f: tf.Tensor3D) => seedCaption(f) },
-  "ours on tfjs (cached state)": { encoder: encoders.tfjs, decode: (f: tf.Tensor3D) => ours(ensembleDecoder(params.map(tfDecoder)), f) },
-  "ours as the app runs it (onnxruntime)": { encoder: encoders.onnx, decode: (f: tf.Tensor3D) => ours(onnx, f) },
+  "seed way (tfjs, whole prefix per word)": { encoder: encoders.tfjs, decode: async (f: tf.Tensor3D, tags?: Float32Array) => seedCaption(f, tags) },
+  "ours on tfjs (cached state)": { encoder: encoders.tfjs, decode: (f: tf.Tensor3D, tags?: Float32Array) => ours(ensembleDecoder(params.map(tfDecoder)), f, tags) },
+  "ours as the app runs it (onnxruntime)": { encoder: encoders.onnx, decode: (f: tf.Tensor3D, tags?: Float32Array) => ours(onnx, f, tags) },
 };
 const times: Record<string, { total: number[]; decoding: number[]; words: number[] }> = {};
 const captions: Record<string, string[]> = {};
 for (const [name, way] of Object.entries(ways)) {
   times[name] = { total: [], decoding: [], words: [] };
   captions[name] = [];
-  await way.decode(await way.encoder.encode([await toRgbSquare(files[0], spec.inputSize)])); // warm-up
+  const warm = await encode(way.encoder, await toRgbSquare(files[0], spec.inputSize));
+  await way.decode(warm.feats, warm.tags); // warm-up
+  warm.feats.dispose();
   for (const bytes of files) {
     const t0 = performance.now();
-    const feats = await way.encoder.encode([await toRgbSquare(bytes, spec.inputSize)]);
+    const { feats, tags } = await encode(way.encoder, await toRgbSquare(bytes, spec.inputSize));
     const t1 = performance.now();
-    const ids = await way.decode(feats);
+    const ids = await way.decode(feats, tags);
     const t2 = performance.now();
     feats.dispose();
     times[name].total.push(t2 - t0);

@@ -50,7 +50,8 @@ export interface LoadOptions {
   grounding?: Partial<GroundingSettings>;
   /**
    * false: load the Flickr8k-only captioner, without the detector's head (its pass costs nothing
-   * extra then); every call behaves as with CaptionOptions.objects false. Default true.
+   * extra then, unless the decoder reads class scores: DecoderConfig.tags); every call behaves as
+   * with CaptionOptions.objects false. Default true.
    */
   objects?: boolean;
   /**
@@ -155,7 +156,8 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
   await initBackend();
   const runtime = opts.runtime ?? "auto";
   const { config, members, vocab, extraWords } = loadDecoder(modelDir);
-  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: (opts.objects ?? true) || Boolean(config.tags) }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
+  const objectsOn = opts.objects ?? true;
+  const [encoder, dec] = await Promise.all([loadEncoder(opts.encoder ?? encoderSpec(config.encoder), runtime, { heads: objectsOn || Boolean(config.tags) }), stepDecoders(config, members, runtime, opts.decoderWeights ?? "int8")]);
   const card = existsSync(cardFile) ? (JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard) : null;
   const regions = config.grid[0] * config.grid[1];
   if (encoder.grid[0] * encoder.grid[1] !== regions || encoder.channels !== config.featureDim) {
@@ -200,7 +202,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const tags = config.tags ? classScores(heads.keypoints) : undefined;
     let objects: DetectedObject[] = [];
     let plan: GroundingPlan = { bias: flickrOnly, constraints: [] };
-    if ((o.objects ?? true) && heads.keypoints && heads.wh) {
+    if (objectsOn && (o.objects ?? true) && heads.keypoints && heads.wh) {
       const found = decodeDetections(heads.keypoints, heads.wh, encoder.spec.inputSize, { minScore: Math.min(grounding.absentScore, grounding.showScore), maxObjects: 50, iou: 0.5 });
       objects = found.filter((d) => d.score >= grounding.showScore).slice(0, MAX_OBJECTS);
       plan = groundingPlan(found, vocab, classes, extraIds, { ...grounding, useScore: Math.max(grounding.useScore, grounding.showScore) }, calibration);

@@ -113,21 +113,21 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
   const weights = prefixed(members);
   const ms = members.map((_, m) => m);
 
-  const K = c.tags ?? 0;
+  const nTags = c.tags ?? 0;
   // start: feats [1, L, D] -> per member keys [1, L, A] = v W_a + b; [h0 | c0] = tanh(mean(v) W_init + b);
   // with tags, also the class scores' part of every step's input, tag = tags W_tag [1, 4H + O].
   const s = new Graph(weights);
   const mean = s.one("ReduceMean", ["feats"], { axes: [1], keepdims: 0 });
   for (const m of ms) {
-    if (K) s.one("MatMul", ["tags", s.weight(`m${m}/tagIn`)], {}, `tag${m}`);
+    if (nTags) s.one("MatMul", ["tags", s.weight(`m${m}/tagIn`)], {}, `tag${m}`);
     s.one("Add", [s.one("MatMul", ["feats", s.weight(`m${m}/attnFeat`)]), s.weight(`m${m}/attnBias`)], {}, `keys${m}`);
     const hc = s.one("Tanh", [s.one("Add", [s.one("MatMul", [mean, s.weight(`m${m}/initHC`)]), s.weight(`m${m}/initHCBias`)])]);
     s.op("Split", [hc, s.ints([H, H])], { axis: 1 }, 2, [`h${m}`, `c${m}`]);
   }
   const start = modelProto("decoder-start", {
     nodes: s.nodes, inits: s.inits,
-    inputs: [valueInfo("feats", ["n", L, D]), ...(K ? [valueInfo("tags", ["n", K])] : [])],
-    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(K ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["n", H]), valueInfo(`c${m}`, ["n", H])]),
+    inputs: [valueInfo("feats", ["n", L, D]), ...(nTags ? [valueInfo("tags", ["n", nTags])] : [])],
+    outputs: ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(nTags ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["n", H]), valueInfo(`c${m}`, ["n", H])]),
   });
 
   // step: K rows (beams). feats and keys have one entry per row, or one for all rows when they are
@@ -145,7 +145,7 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
     const mm = (x: string, name: string) => (o.int8 && name !== "attnScore" ? g.rowInt8MatMul(x, `m${m}/${name}`) : g.one("MatMul", [x, w(name)]));
     const h = g.one("Gather", [`h${m}`, "from"], { axis: 0 }), c0 = g.one("Gather", [`c${m}`, "from"], { axis: 0 });
     const projected = mm(g.one("Gather", [w("embedding"), "prev"], { axis: 0 }), "wordIn"); // [rows, 4H + O]
-    const word = K ? g.one("Add", [projected, `tag${m}`]) : projected;
+    const word = nTags ? g.one("Add", [projected, `tag${m}`]) : projected;
     const [query, gateLogit, recurrent] = g.op("Split", [mm(h, "hidden"), g.ints([A, 1, 4 * H])], { axis: 1 }, 3);
     // Additive attention: alpha = softmax_L(w^T tanh(keys + U_a h)).
     const e = tanh(g.one("Add", [`keys${m}`, g.one("Unsqueeze", [query, g.ints([1])])])); // [K, L, A]
@@ -173,7 +173,7 @@ export function decoderToOnnx(members: readonly Record<string, NamedArray>[], c:
     nodes: g.nodes, inits: g.inits,
     inputs: [
       valueInfo("feats", ["n", L, D]), valueInfo("from", ["rows"], INT32), valueInfo("prev", ["rows"], INT32),
-      ...ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(K ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
+      ...ms.flatMap((m) => [valueInfo(`keys${m}`, ["n", L, A]), ...(nTags ? [valueInfo(`tag${m}`, ["n", 4 * H + O])] : []), valueInfo(`h${m}`, ["state", H]), valueInfo(`c${m}`, ["state", H])]),
     ],
     outputs: [valueInfo("logp", ["rows", V]), valueInfo("alpha", ["rows", L]), ...ms.flatMap((m) => [valueInfo(`h_next${m}`, ["rows", H]), valueInfo(`c_next${m}`, ["rows", H])])],
   });
@@ -186,7 +186,7 @@ export interface OnnxDecoder extends StepDecoder {
   release(): Promise<void>;
 }
 
-/** One image being decoded: its features and keys, and the LSTM state its last step left. */
+/** One image being decoded: its features and per-image inputs (keys, class-score inputs), and the LSTM state its last step left. */
 interface Run {
   rows: number;
   feats: Float32Array; // [L * D]
@@ -237,7 +237,7 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
     // Wait for this turn of the event loop: concurrent searches ask for their steps in it.
     setImmediate(flush);
   };
-  // Per-row copies of the images' features and keys for a batch of several images; kept while the
+  // Per-row copies of the images' features, keys and class-score inputs for a batch of several images; kept while the
   // same runs with the same rows keep stepping together (most steps of a folder's batch).
   let rowInputs: { runs: Run[]; rows: number[]; feats: Tensor; image: Tensor[] } | null = null;
 

@@ -23,7 +23,7 @@ const defaults = {
 };
 
 /** The settings the card lists for each run (older runs may lack the newer ones). */
-const HYPER_PARAMETERS = ["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent", "seed"] as const;
+const HYPER_PARAMETERS = ["batch", "lr", "lrDecay", "dropout", "attnReg", "clip", "trainEmbeddings", "glove", "workers", "patience", "scst", "scstXent", "seed", "tags", "only"] as const;
 
 runStep(async () => {
   const cfg = parseConfig(defaults);

@@ -48,6 +48,7 @@ runStep(async () => {
   const indexFile = path.join(dir, "index.json");
   if (existsSync(indexFile)) {
     const old = JSON.parse(readFileSync(indexFile, "utf8")) as FeatureIndex;
+    if (tagged && !old.tags && JSON.stringify({ ...old, tags: index.tags }) === JSON.stringify(index)) throw new Error(`the feature cache in ${dir} was made before class scores were cached with the features; delete it and rerun this step`);
     if (JSON.stringify(old) !== JSON.stringify(index)) throw new Error(`the feature cache in ${dir} was made for other images or settings; delete it, or set CAPTION_WORK_DIR to use another folder`);
   }
   writeFileSync(indexFile, JSON.stringify(index));

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { ancestry, hasCheckpointState, readCheckpointState, type State } from "../notebooks-port/lib/trainer.ts";
+import { ancestry, hasCheckpointState, readCheckpointState, shippedAncestry, type State } from "../notebooks-port/lib/trainer.ts";
 
 const work = mkdtempSync(path.join(tmpdir(), "caption-ckpt-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -44,4 +44,26 @@ test("a record that carries its ancestors is trusted as it is; a chain stops at 
   const old = checkpoint("old", "scratch", "beside");
   const mixed = checkpoint("mixed", old, "inside");
   assert.deepEqual(ancestry(readCheckpointState(mixed)).map((s) => s.config.name), ["old"]);
+});
+
+test("a shipped member's runs are rebuilt from its model card, each member's own chain, oldest first", () => {
+  const dir = path.join(work, "shipped");
+  mkdirSync(dir, { recursive: true });
+  const run = (name: string, init: string, scst: number) => ({ run: name, init, epochs: 2, bestEpoch: 1, bestDevCiderGreedy: 0.4, seconds: 60, tokensPerSec: 100, hyperParameters: { lr: 1e-3, scst }, changes: [], history: [{ epoch: 1, trainXent: 3, devXent: 3, bleu4: 0.1, cider: 0.4, lr: 1e-3, seconds: 60, tokensPerSec: 100 }] });
+  writeFileSync(path.join(dir, "model-card.json"), JSON.stringify({
+    architecture: { hiddenDim: 512, members: ["decoder", "decoder-2"] }, data: { augmentation: "mirrored images (left/right swapped in captions)" },
+    weights: { from: "checkpoints/a-ft/best,checkpoints/b-ft/epoch-1" },
+    training: [run("a", "auto", 0), run("a-ft", "checkpoints/a/best", 5), run("b", "auto", 0), run("b-ft", "checkpoints/b/best", 5)],
+  }));
+  const names = (member: string) => shippedAncestry(path.join(dir, member)).map((s) => s.config.name);
+  assert.deepEqual(names("decoder"), ["a", "a-ft"]);
+  assert.deepEqual(names("decoder-2"), ["b", "b-ft"]);
+  assert.deepEqual(names("decoder-3"), [], "no such member");
+  assert.deepEqual(names("vocab"), [], "not a member");
+  const [xent, ft] = shippedAncestry(path.join(dir, "decoder"));
+  assert.equal(xent.config.flip, true, "cross-entropy runs trained on mirrored images");
+  assert.equal(ft.config.flip, false);
+  assert.equal(ft.best.cider, 0.4);
+  assert.equal((ft.decoder as { members?: unknown }).members, undefined, "the architecture of one member");
+  assert.deepEqual(shippedAncestry(path.join(work, "nowhere", "decoder")), [], "no card, no ancestry");
 });

@@ -37,23 +37,23 @@ export function readIndex(encoder: string, dir = featureDir(encoder)): FeatureIn
  * written into `out` when given (e.g. a view of shared memory, to avoid copying gigabytes).
  */
 export function loadFeatures(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder), out?: Float32Array): Float32Array {
-  return loadRows(index, variant, files, index.grid[0] * index.grid[1] * index.channels, (c) => chunkFile(index.encoder, variant, c, dir), out);
+  return loadRows(index, variant, files, index.grid[0] * index.grid[1] * index.channels, (c) => chunkFile(index.encoder, variant, c, dir), "features", out);
 }
 
 /** The same for the images' class scores ([n, tags]), cached when the encoder has a detection head. */
 export function loadTags(index: FeatureIndex, variant: string, files: string[], dir = featureDir(index.encoder), out?: Float32Array): Float32Array {
   if (!index.tags) throw Object.assign(new Error(`the feature cache in ${dir} has no class scores: its encoder has no detection head, or it was made before they were cached (delete it and rerun \`npm run pipeline:features\`)`), { name: "DataError" });
-  return loadRows(index, variant, files, index.tags, (c) => tagFile(index.encoder, variant, c, dir), out);
+  return loadRows(index, variant, files, index.tags, (c) => tagFile(index.encoder, variant, c, dir), "class scores", out);
 }
 
-function loadRows(index: FeatureIndex, variant: string, files: string[], per: number, fileOf: (chunk: number) => string, out?: Float32Array): Float32Array {
+function loadRows(index: FeatureIndex, variant: string, files: string[], per: number, fileOf: (chunk: number) => string, what: string, out?: Float32Array): Float32Array {
   const row = new Map(index.images.map((f, i) => [f, i]));
   out ??= new Float32Array(files.length * per);
-  if (out.length !== files.length * per) throw new Error(`loadFeatures: output holds ${out.length} floats, ${files.length * per} needed`);
+  if (out.length !== files.length * per) throw new Error(`loading ${what}: output holds ${out.length} floats, ${files.length * per} needed`);
   const cache = new Map<number, Float32Array>();
   files.forEach((f, i) => {
     const r = row.get(f);
-    if (r === undefined || r >= (index.variants[variant] ?? 0)) throw new Error(`no ${variant} features for ${f}`);
+    if (r === undefined || r >= (index.variants[variant] ?? 0)) throw new Error(`no ${variant} ${what} for ${f}`);
     const c = Math.floor(r / CHUNK);
     if (!cache.has(c)) {
       const buf = readFileSync(fileOf(c));

@@ -64,6 +64,9 @@ const avg = new Float32Array(init.avg);
 
 if (init.paramsFrom) {
   const saved = loadArrays(init.paramsFrom);
+  // Starting from a decoder with tags without --tags would silently drop what it learnt.
+  const dropped = Object.keys(saved).filter((n) => !(n in vars));
+  if (dropped.length) throw new Error(`${init.paramsFrom} has weights this decoder lacks (${dropped.join(", ")}): ${dropped.includes("tagIn") ? "add --tags" : "its architecture differs"}`);
   for (const [n, v] of Object.entries(vars)) {
     // A decoder given tags for the first time keeps its zero projection (decoder.ts initParams).
     if (!saved[n] && n === "tagIn" && init.freshOptimizer) continue;

@@ -148,6 +148,7 @@ export async function train(cfg: TrainConfig): Promise<State> {
   mkdirSync(runDir, { recursive: true });
   const { data, vocab } = loadDataset();
   const index = readIndex(cfg.encoder);
+  if (cfg.tags && !index.tags) throw Object.assign(new Error(`--tags: the feature cache for ${cfg.encoder} has no class scores: its encoder has no detection head, or the cache was made before they were cached (delete it and rerun \`npm run pipeline:features\`)`), { name: "DataError" });
   const decoder: DecoderConfig = {
     encoder: index.encoder, grid: index.grid, featureDim: index.channels, vocabSize: vocab.size,
     embedDim: cfg.embedDim, hiddenDim: cfg.hiddenDim, attnDim: cfg.attnDim, outDim: cfg.outDim, maxLen: cfg.maxLen,
@@ -272,6 +273,9 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
   process.stderr.write(`resuming ${cfg.name} at epoch ${state.epoch + 1}, step ${state.stepInEpoch} (best dev CIDEr-D ${state.best.cider.toFixed(3)})\n`);
   if (JSON.stringify(state.decoder) !== JSON.stringify(decoder)) throw new Error(`checkpoint ${ckptDir} was trained with another architecture; use --name=<new> or --init=scratch`);
   const keys = (Object.keys(cfg) as (keyof TrainConfig)[]).filter((k) => k !== "epochs" && k in state.config && state.config[k] !== cfg[k]);
+  // What is trained is fixed for a run: the saved optimiser state holds slots for those weights only.
+  const fixed = keys.filter((k) => k === "only" || k === "trainEmbeddings" || k === "tags");
+  if (fixed.length) throw new Error(`checkpoint ${ckptDir} was trained with ${fixed.map((k) => `--${k}=${state.config[k]}`).join(" ")}; resume with the same, or start another run with --name=<new>`);
   if (keys.length) {
     const pick = (c: TrainConfig) => Object.fromEntries(keys.map((k) => [k, c[k]])) as Partial<TrainConfig>;
     (state.changes ??= []).push({ atEpoch: state.epoch + 1, from: pick(state.config), to: pick(cfg) });
@@ -308,12 +312,11 @@ export function readCheckpointState(dir: string): State {
  * (relative paths from the repository) as far as records exist.
  */
 export function ancestry(state: State): State[] {
-  if (state.ancestors?.length) return state.ancestors;
+  if (state.ancestors) return state.ancestors;
   const chain: State[] = [];
   for (let init = state.config.init; chain.length < 8; ) {
     const dir = init && !["auto", "scratch"].includes(init) ? path.resolve(REPO_ROOT, init) : null;
-    if (dir && !hasCheckpointState(dir)) return [...shippedAncestry(dir), ...chain];
-    if (!dir) break;
+    if (!dir || !hasCheckpointState(dir)) break;
     const s = readCheckpointState(dir);
     chain.unshift({ ...s, ancestors: undefined });
     if (s.ancestors) return [...s.ancestors, ...chain];
@@ -334,7 +337,8 @@ export function shippedAncestry(member: string): State[] {
   if (!index || !existsSync(cardFile)) return [];
   const card = JSON.parse(readFileSync(cardFile, "utf8")) as ModelCard;
   const runs = new Map((card.training ?? []).map((r) => [r.run, r]));
-  const runOf = (from: string | undefined) => from && /(?:^|\/)checkpoints\/([^/]+)\//.exec(from)?.[1];
+  // A checkpoint is <run>/best or <run>/latest (or <run>/epoch-N): its run is the folder above.
+  const runOf = (from: string | undefined) => from && path.basename(path.dirname(from.trim()));
   const chain: State[] = [];
   const { members: _, ...decoder } = card.architecture ?? {};
   for (let name = runOf(card.weights?.from?.split(",")[index[1] ? Number(index[1]) - 1 : 0]); name && runs.has(name) && chain.length < 8; ) {
