@@ -4,7 +4,7 @@
  * with socket.io-client, and summarises timings. Options use the pipeline's config helper
  * (`--key=value`, unknown keys fail).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +12,7 @@ import { io, type Socket } from "socket.io-client";
 import type { ClientEvents, DoneEvent, FailedEvent, ServerEvents } from "../server/events.ts";
 
 import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
+import { spawnNpmStart } from "../test/support/npm-start.ts";
 
 export { parseConfig, runStep } from "../notebooks-port/lib/config.ts";
 
@@ -49,10 +50,10 @@ export interface Server {
 
 /** Starts `npm start`'s entry point with extra flags, on a free port (no rate limit: one address drives it all). */
 export async function startServer(flags: string[] = []): Promise<Server> {
-  // As `npm start` runs it (package.json): a 2 MB young generation, and (env below) two malloc arenas.
-  const child = spawn(process.execPath, ["--max-semi-space-size=2", "--import", "tsx", path.join(ROOT, "server", "index.ts"), "--port=0", "--host=127.0.0.1", "--rate-limit=0", ...flags], {
+  // As `npm start` runs it (package.json): bundled, without tsx, a 2 MB young generation, and
+  // (env below) two malloc arenas.
+  const child = spawnNpmStart(["--port=0", "--host=127.0.0.1", "--rate-limit=0", ...flags], {
     cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2" },
   });
   let out = "";

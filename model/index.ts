@@ -5,13 +5,13 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
 import { loadDetectorCalibration } from "./detector-calibration.ts";
 import { classScores, decodeDetections } from "./detector.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { loadLanguagePrior } from "./language-prior.ts";
+import { PACKAGE_ROOT } from "./package-root.ts";
 import type { ModelCard } from "./model-card.ts";
 import { GROUNDING_DEFAULTS, groundingPlan, linkWords, wordClasses, type GroundingPlan, type GroundingSettings } from "./grounding.ts";
 import { toRgbSquare } from "./image.ts";
@@ -31,8 +31,10 @@ export { ImageError, imageError, imageSize, toRgb } from "./image.ts";
 export { PrefixError } from "./prefix.ts";
 export { SCORE_COLUMNS } from "./model-card.ts";
 
-/** The shipped model, resolved from this file (not the working directory). */
-export const DEFAULT_MODEL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "weights");
+export { PACKAGE_ROOT };
+
+/** The shipped model, resolved from the package's folder (not the working directory). */
+export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, "model", "weights");
 
 export interface LoadOptions {
   /** Folder with config.json, vocab.json, decoder.{json,bin} and model-card.json. */

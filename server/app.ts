@@ -6,10 +6,9 @@
 import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import express, { type ErrorRequestHandler } from "express";
 import { Server } from "socket.io";
-import type { Captioner } from "../model/index.ts";
+import { PACKAGE_ROOT, type Captioner } from "../model/index.ts";
 import { createAccess, type Access, type Refusal } from "./access.ts";
 import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";
@@ -23,7 +22,7 @@ import { pagesRouter } from "./routes/pages.ts";
 import { crossSitePolicy, crossSiteRefusal, hostAllowed, hostPolicy, hostRefusal, originAllowed, securityHeaders } from "./security.ts";
 import { registerCaptionSocket } from "./sockets/caption.ts";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const root = PACKAGE_ROOT;
 
 export interface StudioApp {
   app: express.Express;

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../model/index.ts";
 
 export interface ServerConfig {
   /** TCP port; 0 picks a free one. */
@@ -90,11 +90,10 @@ interface Setting {
   help: string;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 /** parseArgs marks a secret given as a file this way (no secret value starts with it: they are single words). */
 const FILE_PREFIX = "\0file:";
 /** The gallery's default folder: used only if it exists (nothing ships there). */
-export const DEFAULT_EXAMPLES_DIR = path.resolve(here, "..", "static", "examples");
+export const DEFAULT_EXAMPLES_DIR = path.join(PACKAGE_ROOT, "static", "examples");
 
 export const DEFAULTS: Readonly<Omit<ServerConfig, "examplesDir">> = Object.freeze({
   port: 7860, // Gradio's default, so muscle memory works

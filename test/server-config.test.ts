@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { ConfigError, DEFAULTS, SETTINGS, helpText, loadConfig, makeConfig } from "../server/config.ts";
+import { spawnNpmStart } from "./support/npm-start.ts";
 
 describe("loadConfig", () => {
   it("has Gradio's defaults", () => {
@@ -179,10 +180,9 @@ describe("npm start (server/index.ts)", () => {
     blockers.forEach((b) => b.close());
   });
 
-  /** Runs the real entry point with the same loaders as this test (tsx). */
+  /** Runs the real entry point as npm start does (bundled, plain node). */
   function start(args: string[]) {
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--test"));
-    const child = spawn(process.execPath, [...execArgv, path.join(import.meta.dirname, "..", "server", "index.ts"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnNpmStart(args);
     children.push(child);
     let out = "";
     child.stdout!.on("data", (d) => (out += d));

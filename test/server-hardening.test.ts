@@ -19,6 +19,7 @@ import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
 import { clientAddress, tunnelConnections } from "../server/rate-limit.ts";
 import { manyPageTiff, manyScanJpeg } from "./fuzz-inputs.ts";
 import { connected, DATA, handshakeStatus, openClient, studioFixture, waitFor, type Client } from "./support/studio.ts";
+import { spawnNpmStart } from "./support/npm-start.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const IMAGES = path.join(DATA, "images");
@@ -482,8 +483,7 @@ describe("error answers and files", () => {
 
 describe("SIGTERM drains (npm start)", () => {
   it("in-flight captions finish, new ones are refused, and the process exits cleanly", { timeout: 240_000 }, async () => {
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--test"));
-    const child = spawn(process.execPath, [...execArgv, path.join(ROOT, "server", "index.ts"), "--port=0", "--rate-limit=0", "--concurrency=2"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnNpmStart(["--port=0", "--rate-limit=0", "--concurrency=2"]);
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     child.stderr!.on("data", (d) => (out += d));

@@ -7,7 +7,6 @@
  * work; and `npm start -- --share` end to end. Nothing here touches the internet.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -20,6 +19,7 @@ import type { CaptionAck, DoneEvent, FailedEvent } from "../server/events.ts";
 import { startShare } from "../server/share/index.ts";
 import { TunnelServer } from "./tunnel-server.ts";
 import { connected, DATA, handshakeStatus, openClient, studioFixture, type Client } from "./support/studio.ts";
+import { spawnNpmStart } from "./support/npm-start.ts";
 
 const IMAGES = path.join(DATA, "images");
 const PHOTO = path.join(IMAGES, readdirSync(IMAGES).filter((n) => n.endsWith(".jpg")).sort()[2]);
@@ -351,8 +351,7 @@ describe("providers that cannot work say why in one line; the studio keeps runni
 
 describe("npm start -- --share (server/index.ts)", () => {
   it("prints the public URL under the local one, serves through it, and SIGTERM closes both", { timeout: 180_000 }, async () => {
-    const execArgv = process.execArgv.filter((a) => !a.startsWith("--test"));
-    const child = spawn(process.execPath, [...execArgv, path.join(import.meta.dirname, "..", "server", "index.ts"), "--port=0", "--share", `--share-host=${tunnels.url}`], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnNpmStart(["--port=0", "--share", `--share-host=${tunnels.url}`]);
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     child.stderr!.on("data", (d) => (out += d));
