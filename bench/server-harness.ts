@@ -50,12 +50,8 @@ export interface Server {
 
 /** Starts `npm start`'s entry point with extra flags, on a free port (no rate limit: one address drives it all). */
 export async function startServer(flags: string[] = []): Promise<Server> {
-  // As `npm start` runs it (package.json): bundled, without tsx, a 2 MB young generation, and
-  // (env below) two malloc arenas.
-  const child = spawnNpmStart(["--port=0", "--host=127.0.0.1", "--rate-limit=0", ...flags], {
-    cwd: ROOT,
-    env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2" },
-  });
+  // As `npm start` runs it (package.json): bundled, without tsx, a 2 MB young generation, two malloc arenas.
+  const child = spawnNpmStart(["--port=0", "--host=127.0.0.1", "--rate-limit=0", ...flags], { cwd: ROOT });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));

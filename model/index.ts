@@ -31,8 +31,6 @@ export { ImageError, imageError, imageSize, toRgb } from "./image.ts";
 export { PrefixError } from "./prefix.ts";
 export { SCORE_COLUMNS } from "./model-card.ts";
 
-export { PACKAGE_ROOT };
-
 /** The shipped model, resolved from the package's folder (not the working directory). */
 export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, "model", "weights");
 

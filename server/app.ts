@@ -8,7 +8,9 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import path from "node:path";
 import express, { type ErrorRequestHandler } from "express";
 import { Server } from "socket.io";
-import { PACKAGE_ROOT, type Captioner } from "../model/index.ts";
+import type { Captioner } from "../model/index.ts";
+// The one path constant taken from model/ directly, not through its front door: it needs no runtime.
+import { PACKAGE_ROOT } from "../model/package-root.ts";
 import { createAccess, type Access, type Refusal } from "./access.ts";
 import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";
 import type { ServerConfig } from "./config.ts";

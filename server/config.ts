@@ -11,7 +11,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
-import { PACKAGE_ROOT } from "../model/index.ts";
+// Directly, not through model/index.ts: the settings must load without the model's runtimes.
+import { PACKAGE_ROOT } from "../model/package-root.ts";
 
 export interface ServerConfig {
   /** TCP port; 0 picks a free one. */

@@ -4,8 +4,8 @@
  * back to the next free one (or fails with --strict-port); SIGTERM stops the server cleanly.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -231,5 +231,14 @@ describe("npm start (server/index.ts)", () => {
     const run = start(["--concurrency=lots"]);
     assert.equal(await run.exited, 2);
     assert.match(run.output(), /--concurrency: concurrency must be an integer[\s\S]*Usage: npm start/);
+  });
+
+  it("the npm start script itself rebuilds the bundle and runs it with plain node", { timeout: 60_000 }, () => {
+    const bundle = path.join(import.meta.dirname, "..", ".build", "server.mjs");
+    rmSync(bundle, { force: true });
+    const out = execFileSync("npm", ["start", "--silent", "--", "--help"], { cwd: path.join(import.meta.dirname, ".."), encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+    assert.match(out, /Usage: npm start/);
+    assert.ok(existsSync(bundle), "npm start built .build/server.mjs");
+    assert.doesNotMatch(readFileSync(bundle, "utf8"), /from "\.\.?\//, "no import of the repository's own files is left outside the bundle");
   });
 });

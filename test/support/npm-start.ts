@@ -1,6 +1,6 @@
 /**
  * The server as `npm start` runs it: bundled by bin/build-server.js into .build/server.mjs and run
- * by plain node (no tsx), with the same V8 flag. Built once per test process.
+ * by plain node (no tsx), with the same V8 flag and malloc arenas. Built once per test process.
  */
 import { execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import path from "node:path";
@@ -14,5 +14,7 @@ export function spawnNpmStart(args: string[], opts: SpawnOptions = {}) {
     execFileSync(process.execPath, [path.join(ROOT, "bin", "build-server.js")], { stdio: "inherit" });
     bundle = path.join(ROOT, ".build", "server.mjs");
   }
-  return spawn(process.execPath, ["--max-semi-space-size=2", bundle, ...args], { stdio: ["ignore", "pipe", "pipe"], ...opts });
+  const env = { ...(opts.env ?? process.env) };
+  env.MALLOC_ARENA_MAX ??= "2";
+  return spawn(process.execPath, ["--max-semi-space-size=2", bundle, ...args], { stdio: ["ignore", "pipe", "pipe"], ...opts, env });
 }
