@@ -9,7 +9,7 @@ import path from "node:path";
 import express, { type ErrorRequestHandler } from "express";
 import { Server } from "socket.io";
 import type { Captioner } from "../model/index.ts";
-// The one path constant taken from model/ directly, not through its front door: it needs no runtime.
+// Directly, not through model/index.ts: a path constant needs none of the model's runtimes.
 import { PACKAGE_ROOT } from "../model/package-root.ts";
 import { createAccess, type Access, type Refusal } from "./access.ts";
 import { createCaptionJobs, type CaptionJobs } from "./caption-jobs.ts";

@@ -263,7 +263,8 @@ function startState(cfg: TrainConfig, ckptDir: string, decoder: DecoderConfig): 
   const startFrom = resuming ? path.join(ckptDir, "latest") : cfg.init !== "auto" && cfg.init !== "scratch" ? cfg.init : null;
   if (startFrom && !paramsOf(startFrom)) throw new Error(`no checkpoint at ${startFrom} (a checkpoint folder, or a shipped member such as model/weights/decoder-2)`);
   if (!resuming) {
-    // A bare weights folder (no record beside it) starts a run with no ancestry.
+    // A checkpoint carries its record; a shipped member's runs come from its model card; a bare
+    // weights folder starts a run with no ancestry.
     const base = startFrom && hasCheckpointState(startFrom) ? readCheckpointState(startFrom) : null;
     const ancestors = base ? [...ancestry(base), { ...base, ancestors: undefined }] : startFrom ? shippedAncestry(startFrom) : [];
     return { state: { epoch: 0, stepInEpoch: 0, step: 0, lr: cfg.lr, best: { cider: -1, epoch: -1 }, badEpochs: 0, history: [], steps: [], trainSeconds: 0, tokens: 0, config: cfg, decoder, ancestors }, startFrom, resuming };
