@@ -10,8 +10,9 @@ import { tf } from "./tf.ts";
 import { END, START } from "./vocab.ts";
 
 /**
- * Decodes a batch [B, L, D] (with its class scores [B, K] for a decoder with tags) at once: greedy (for evaluation: the likeliest word that search.ts's
- * repeat rule allows, as the app's greedy search takes it; `repeatable` = the function words), or
+ * Decodes a batch [B, L, D] (with its class scores [B, K], for a decoder with tags) at once: greedy
+ * (for evaluation: the likeliest word that search.ts's repeat rule allows, as the app's greedy
+ * search takes it; `repeatable` = the function words), or
  * sampling each word from the model's distribution (for self-critical training, where the policy
  * being trained is the model's own, unfiltered). Returns word ids per image, without <end>.
  */

@@ -11,6 +11,7 @@
  */
 import { modelProto, nodeProto, tensorProto, valueInfo, type Pb } from "./onnx-proto.ts";
 import type { tf } from "./tf.ts";
+import { fromHalf } from "./weights.ts";
 
 interface TfNode { name: string; op: string; input?: string[]; attr?: Record<string, any> }
 
@@ -41,7 +42,7 @@ export function decodeWeights(a: tf.io.ModelArtifacts): Record<string, Constant>
       for (let i = 0; i < n; i++) data[i] = w.dtype === "int32" ? view.getInt32(offset + 4 * i, true) : view.getFloat32(offset + 4 * i, true);
       offset += 4 * n;
     } else if (q.dtype === "float16" && w.dtype === "float32") {
-      for (let i = 0; i < n; i++) data[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
+      for (let i = 0; i < n; i++) data[i] = fromHalf(view.getUint16(offset + 2 * i, true));
       offset += 2 * n;
     } else if ((q.dtype === "uint8" || q.dtype === "uint16") && q.scale !== undefined && q.min !== undefined) {
       const size = q.dtype === "uint8" ? 1 : 2;
@@ -55,14 +56,6 @@ export function decodeWeights(a: tf.io.ModelArtifacts): Record<string, Constant>
   }
   if (offset !== all.byteLength) throw new Error(`the weight data holds ${all.byteLength} bytes, its specs ${offset}`);
   return out;
-}
-
-/** IEEE 754 half -> float. */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /**

@@ -82,19 +82,17 @@ if (init.resumeFrom && !init.freshOptimizer) {
   await optimizer.setWeights(current.map((w) => ({ name: w.name, tensor: tf.tensor(adam[w.name].data, adam[w.name].shape) })));
 }
 
-function gatherRows(src: Float32Array, rows: Int32Array): tf.Tensor3D {
-  const out = new Float32Array(rows.length * per);
-  rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
-  return tf.tensor3d(out, [rows.length, cfg.grid[0] * cfg.grid[1], cfg.featureDim]);
+/** Rows of `n` floats copied out of shared memory, one after the other. */
+function gather(src: Float32Array, rows: Int32Array, n: number): Float32Array {
+  const out = new Float32Array(rows.length * n);
+  rows.forEach((r, i) => out.set(src.subarray(r * n, (r + 1) * n), i * n));
+  return out;
 }
 
+const gatherRows = (src: Float32Array, rows: Int32Array) => tf.tensor3d(gather(src, rows, per), [rows.length, cfg.grid[0] * cfg.grid[1], cfg.featureDim]);
+
 /** The same rows' class scores [B, K] (decoders with tags), else undefined. */
-function gatherTags(src: Float32Array | null, rows: Int32Array): tf.Tensor2D | undefined {
-  if (!src || !K) return undefined;
-  const out = new Float32Array(rows.length * K);
-  rows.forEach((r, i) => out.set(src.subarray(r * K, (r + 1) * K), i * K));
-  return tf.tensor2d(out, [rows.length, K]);
-}
+const gatherTags = (src: Float32Array | null, rows: Int32Array) => (src && K ? tf.tensor2d(gather(src, rows, K), [rows.length, K]) : undefined);
 
 port.on("message", async (msg: WorkerRequest) => {
   try {

@@ -366,20 +366,17 @@ async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabula
   const nTrain = trainImgs.length;
   process.stderr.write(`loading features for ${nTrain} train (${cfg.flip ? "+ mirrored" : "no mirror"}) and ${devImgs.length} dev images...\n`);
   const trainFiles = trainImgs.map((i) => i.file);
-  const per = index.grid[0] * index.grid[1] * index.channels;
-  const trainSab = new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * per * 4);
-  loadFeatures(index, "orig", trainFiles, undefined, new Float32Array(trainSab, 0, nTrain * per));
-  if (cfg.flip) loadFeatures(index, "flip", trainFiles, undefined, new Float32Array(trainSab, nTrain * per * 4, nTrain * per));
-  const devSab = new SharedArrayBuffer(devImgs.length * per * 4);
-  loadFeatures(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(devSab));
+  // Rows of `per` floats in shared memory: training images (then, with --flip, mirrored), and dev images.
+  const shared = (per: number, load: typeof loadFeatures) => {
+    const train = new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * per * 4), dev = new SharedArrayBuffer(devImgs.length * per * 4);
+    load(index, "orig", trainFiles, undefined, new Float32Array(train, 0, nTrain * per));
+    if (cfg.flip) load(index, "flip", trainFiles, undefined, new Float32Array(train, nTrain * per * 4, nTrain * per));
+    load(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(dev));
+    return { train, dev };
+  };
+  const feats = shared(index.grid[0] * index.grid[1] * index.channels, loadFeatures);
   // Class scores, row for row with the features (a decoder with tags).
-  const K = decoder.tags ?? 0;
-  const trainTags = K ? new SharedArrayBuffer(nTrain * (cfg.flip ? 2 : 1) * K * 4) : null, devTags = K ? new SharedArrayBuffer(devImgs.length * K * 4) : null;
-  if (trainTags && devTags) {
-    loadTags(index, "orig", trainFiles, undefined, new Float32Array(trainTags, 0, nTrain * K));
-    if (cfg.flip) loadTags(index, "flip", trainFiles, undefined, new Float32Array(trainTags, nTrain * K * 4, nTrain * K));
-    loadTags(index, "orig", devImgs.map((i) => i.file), undefined, new Float32Array(devTags));
-  }
+  const tags = decoder.tags ? shared(decoder.tags, loadTags) : null;
   const encode = (c: string[]) => vocab.encode(c).slice(0, cfg.maxLen);
   const captions = trainImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
   const devCaps = devImgs.flatMap((img, i) => img.captions.map((c) => ({ img: i, ids: encode(c) }))).filter((c) => c.ids.length > 0);
@@ -402,7 +399,7 @@ async function startRun(cfg: TrainConfig, data: PreparedDataset, vocab: Vocabula
   const gradSabs = Array.from({ length: cfg.workers }, () => new SharedArrayBuffer(nParams * 4));
   const replicas = gradSabs.map((grad, id) => {
     const init: WorkerInit = {
-      id, config: decoder, glove, train: trainSab, dev: devSab, trainTags, devTags, grad, avg: avgSab, trainable, lr: state.lr, seed: cfg.seed,
+      id, config: decoder, glove, train: feats.train, dev: feats.dev, trainTags: tags?.train ?? null, devTags: tags?.dev ?? null, grad, avg: avgSab, trainable, lr: state.lr, seed: cfg.seed,
       resumeFrom: startFrom, paramsFrom: startFrom && paramsOf(startFrom), freshOptimizer: !resuming,
     };
     return new Replica(new Worker(new URL("./worker-boot.mjs", import.meta.url), { workerData: { ...init, module: new URL("./train-worker.ts", import.meta.url).href } }));
