@@ -1,7 +1,8 @@
 /**
  * Captions grounded in the detector's objects, at decoding time (the decoder itself is Flickr8k's):
- *   - constrained beam search (Anderson et al. 2017): the names of the most confident detections
- *     must appear in the caption; search.ts keeps separate beams for each set of names already used;
+ *   - constrained beam search (Anderson et al. 2017): the names of the two most confident usable
+ *     detections must appear in the caption; search.ts keeps separate beams for each set of names
+ *     already used;
  *   - only detections of a kind that was right often enough on the decoder's training photos
  *     (model/detector-calibration.ts: on Flickr8k's photos a "bear" or a "handbag" at 0.4 was never named);
  *   - ...unless the decoder is sure of its own caption (mean word log-probability >= trustOwn): on
@@ -66,13 +67,13 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   absentScore: 0.15,
   bonus: 0,
   absentPenalty: 0,
-  constraints: 1,
+  constraints: 2,
   slack: Infinity,
   familiarRank: 0,
   familiarVeto: 1,
   trustOwn: -0.7,
   priorWeight: 0.3,
-  minPrecision: 0.1,
+  minPrecision: 0.14,
   precisionPrior: 10,
 };
 

@@ -148,7 +148,7 @@ test("a model folder can hold an ensemble of decoders (config.members)", { skip:
       for (const m of shipped) for (const k of ["logits", "logitsBias"]) extra[`${k}:${m}-twin`] = extra[`${k}:${m}`];
       saveArrays(path.join(dir, "extra-words"), extra, "float32");
     }
-    for (const f of ["language-prior.json", "language-prior.bin"]) if (existsSync(path.join(DEFAULT_MODEL_DIR, f))) copyFileSync(path.join(DEFAULT_MODEL_DIR, f), path.join(dir, f));
+    for (const f of ["language-prior.json", "language-prior.bin", "detector-calibration.json"]) if (existsSync(path.join(DEFAULT_MODEL_DIR, f))) copyFileSync(path.join(DEFAULT_MODEL_DIR, f), path.join(dir, f));
     const writeMembers = (members: unknown) => writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, members }));
     // Every shipped decoder twice: the geometric mean is unchanged, so are the captions (on both
     // runtimes; tfjs computes in float32, so it is held to the float32 ONNX decoder's captions).
