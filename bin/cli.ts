@@ -1,5 +1,5 @@
 /**
- * caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] <files or folders...>
+ * caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] [--batch N] <files or folders...>
  * Captions images from the command line with the shipped model. Folders are walked recursively;
  * several photos are captioned at once, and the results are printed in order.
  * A file that cannot be read gets an error line on stderr and the rest go on; the exit code is
@@ -12,7 +12,7 @@ import { ImageError, loadCaptioner, PrefixError } from "../model/index.ts";
 import { inOrder } from "./in-order.ts";
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|gif|tiff?|avif|heic|bmp)$/i;
-const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] <files or folders...>
+const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json] [--no-objects] [--concurrency N] [--batch N] <files or folders...>
   --beam N      beam size, 1 = greedy (default 3)
   --max-len N   longest caption in words (default 20)
   --prefix W    "what if": the caption starts with these words (e.g. "a cat"), the model writes the rest
@@ -22,6 +22,7 @@ const USAGE = `usage: caption [--beam N] [--max-len N] [--prefix WORDS] [--json]
                 fractions of the image, most confident first; a word that names one has "object": its index
   --no-objects  no object detection: the Flickr8k-only captioner ("objects" is [])
   --concurrency N  photos captioned at once (default 8; their decoder steps are batched); output stays in input order
+  --batch N     at most N of those photos go through the encoder in one pass (default 8; 1: one at a time)
   --model DIR   model folder (default: the shipped model)`;
 
 function fail(msg: string): never {
@@ -34,7 +35,7 @@ function parse() {
   return parseArgs({
     allowPositionals: true,
     options: {
-      beam: { type: "string" }, "max-len": { type: "string" }, concurrency: { type: "string" }, prefix: { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
+      beam: { type: "string" }, "max-len": { type: "string" }, concurrency: { type: "string" }, batch: { type: "string" }, prefix: { type: "string" }, json: { type: "boolean" }, "no-objects": { type: "boolean" }, model: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
 }
@@ -57,6 +58,8 @@ const beam = int(args.values.beam, "beam", 1, 10, 3);
 const maxLen = int(args.values["max-len"], "max-len", 1, 50, 20);
 // Captions in flight share each decoder step, which mostly streams the weights from memory: more rows per step cost little (bench/folder.ts has the figures).
 const concurrency = int(args.values.concurrency, "concurrency", 1, 64, 8);
+// Photos whose decoding ends together share an encoder pass, which uses both cores better (model/encode-batcher.ts).
+const encoderBatch = int(args.values.batch, "batch", 1, 64, 8);
 const objects = !args.values["no-objects"];
 const json = Boolean(args.values.json);
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -84,7 +87,7 @@ for (const p of args.positionals) {
   else files.push({ file: p, fromFolder: false });
 }
 
-const captioner = await loadCaptioner(args.values.model ? { modelDir: args.values.model } : {});
+const captioner = await loadCaptioner({ encoderBatch, ...(args.values.model ? { modelDir: args.values.model } : {}) });
 let prefix: string[] | undefined;
 try {
   if (args.values.prefix !== undefined) prefix = captioner.checkPrefix(args.values.prefix, maxLen);

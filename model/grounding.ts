@@ -59,6 +59,12 @@ export interface GroundingSettings {
   minPrecision: number;
   /** Pseudo-photos with which each class's count is smoothed toward all classes' (detector-calibration.ts). */
   precisionPrior: number;
+  /**
+   * A class detected at a score on fewer training photos than this is not judged by the calibration
+   * there (the plain score rule holds): five giraffes seen on Flickr8k's photos say little about COCO's.
+   * 0 = every class with a count is judged.
+   */
+  minDetections: number;
 }
 
 export const GROUNDING_DEFAULTS: GroundingSettings = {
@@ -75,6 +81,7 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   priorWeight: 0.3,
   minPrecision: 0.14,
   precisionPrior: 10,
+  minDetections: 0,
 };
 
 /** The decoding plan for one photo: a per-word log-probability bias, the names it must use, and how sure the decoder must be of its own caption to keep it (search.ts `trustOwn`; undefined: off). */
@@ -98,7 +105,7 @@ export function groundingPlan(detections: readonly DetectedObject[], vocab: Voca
   const best = new Map<string, number>();
   for (const d of detections) {
     // NaN (below the calibrated scores) is kept: such a detection is too weak to be used anyway.
-    if (calibration && s.minPrecision > 0 && calibratedPrecision(calibration, d.label, d.score, s.precisionPrior) < s.minPrecision) continue;
+    if (calibration && s.minPrecision > 0 && calibratedPrecision(calibration, d.label, d.score, s.precisionPrior, s.minDetections) < s.minPrecision) continue;
     best.set(d.label, Math.max(best.get(d.label) ?? 0, d.score));
   }
   const bias = new Float32Array(vocab.size);

@@ -9,6 +9,7 @@ import type { DecoderConfig } from "./config.ts";
 import { paramShapes, type Params } from "./decoder.ts";
 import { loadDetectorCalibration } from "./detector-calibration.ts";
 import { classScores, decodeDetections } from "./detector.ts";
+import { encodeBatcher } from "./encode-batcher.ts";
 import { encoderSpec, loadEncoder, type EncoderRuntime as Runtime, type EncoderSpec } from "./encoder.ts";
 import { loadLanguagePrior } from "./language-prior.ts";
 import { PACKAGE_ROOT } from "./package-root.ts";
@@ -61,6 +62,11 @@ export interface LoadOptions {
    * has both's dev scores. tfjs always runs float32.
    */
   decoderWeights?: "int8" | "float32";
+  /**
+   * At most this many photos that concurrent calls want encoded at the same moment go through the
+   * encoder together (model/encode-batcher.ts). Default 8; 1: each photo alone.
+   */
+  encoderBatch?: number;
 }
 
 /** At most this many objects are listed per photo. */
@@ -164,6 +170,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     throw new Error(`encoder ${encoder.spec.name} gives ${encoder.grid.join("x")}x${encoder.channels} but the decoder was trained on ${config.grid.join("x")}x${config.featureDim}`);
   }
   const defaults = { ...DECODE_DEFAULTS, maxLen: config.maxLen, ...opts.defaults };
+  const batched = encodeBatcher(encoder, opts.encoderBatch ?? 8);
   const repeatable = new Set(vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])));
   const grounding = { ...GROUNDING_DEFAULTS, ...opts.grounding };
   const prior = loadLanguagePrior(modelDir, vocab.size);
@@ -193,7 +200,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const details = o.details ?? true;
     const pixels = await toRgbSquare(image, encoder.spec.inputSize, { pixelLimit: o.pixelLimit });
     o.signal?.throwIfAborted();
-    const { feats, heads } = await encoder.encodeWithHeads([pixels]);
+    const { feats, heads } = await batched.encode(pixels);
     // A decoder with tags reads the head's class scores whether or not objects are shown or grounded.
     if (config.tags && !heads.keypoints) {
       feats.dispose();

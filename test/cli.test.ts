@@ -46,7 +46,8 @@ test("a folder captioned several at a time comes out in order, each caption as c
   const folder = path.join(dir, "many");
   mkdirSync(folder);
   for (const p of photos) copyFileSync(path.join(DATA, "images", p), path.join(folder, p));
-  const [one, many] = ["1", "6"].map((c) => cli("--beam", "1", "--concurrency", c, folder));
+  // One at a time, each photo through the encoder alone; then 6 at a time, their photos sharing encoder passes.
+  const [one, many] = [["--concurrency", "1", "--batch", "1"], ["--concurrency", "6"]].map((flags) => cli("--beam", "1", ...flags, folder));
   for (const r of [one, many]) assert.equal(r.status, 0, r.stderr);
   const files = many.stdout.trim().split("\n").map((l) => path.basename(l.split("\t")[0]));
   assert.deepEqual(files, [...photos].sort(), "input order");
@@ -95,7 +96,7 @@ test("--prefix: the caption starts with the given words, and the model writes th
 });
 
 test("usage errors exit 2 with a readable message", () => {
-  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--concurrency", "0", "x.jpg"], ["--bogus", "x.jpg"], ["--prefix", "a qwxyzzy", "x.jpg"], ["--max-len", "2", "--prefix", "a big dog", "x.jpg"]]) {
+  for (const args of [[], ["--beam", "0", "x.jpg"], ["--max-len", "abc", "x.jpg"], ["--concurrency", "0", "x.jpg"], ["--batch", "0", "x.jpg"], ["--bogus", "x.jpg"], ["--prefix", "a qwxyzzy", "x.jpg"], ["--max-len", "2", "--prefix", "a big dog", "x.jpg"]]) {
     const r = cli(...args);
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /^caption: .+\nusage: caption/);

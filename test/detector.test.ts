@@ -110,13 +110,17 @@ test("calibration: detections are counted against the references; grounding leav
   assert.ok(Math.abs(calibratedPrecision(cal, "dog", 0.3, 10) - (10 + 10 * 1) / (10 + 10)) < 1e-9, "smoothed toward all classes at that score");
   assert.equal(calibratedPrecision(cal, "giraffe", 0.4, 10), Infinity, "never seen: no evidence either way");
   assert.ok(Number.isNaN(calibratedPrecision(cal, "dog", 0.1, 10)));
+  assert.equal(calibratedPrecision(cal, "horse", 0.4, 0, 10), 0, "ten photos at that score are enough evidence at 10");
+  assert.equal(calibratedPrecision(cal, "horse", 0.4, 0, 11), Infinity, "...not at 11: the plain rule");
+  assert.equal(calibratedPrecision(cal, "horse", 0.8, 0, 2), Infinity, "one photo in that bin is too little at 2");
 
   const vocab = new Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "horse", "giraffe"]);
   const classes = wordClasses(vocab);
-  const plan = (d: typeof photos[number]["detections"], calibration: typeof cal | null) =>
-    groundingPlan(d, vocab, classes, new Set(), { ...GROUNDING_DEFAULTS, minPrecision: 0.2, precisionPrior: 2 }, calibration).constraints.map((c) => c.label);
+  const plan = (d: typeof photos[number]["detections"], calibration: typeof cal | null, minDetections = 0) =>
+    groundingPlan(d, vocab, classes, new Set(), { ...GROUNDING_DEFAULTS, minPrecision: 0.2, precisionPrior: 2, minDetections }, calibration).constraints.map((c) => c.label);
   assert.deepEqual(plan([horse(0.4)], null), ["horse"], "without a calibration the score alone decides");
   assert.deepEqual(plan([horse(0.4)], cal), [], "a kind of detection that was never right is left out");
   assert.deepEqual(plan([horse(0.4), dog(0.3)], cal), ["dog"]);
   assert.deepEqual(plan([{ ...horse(0.4), label: "giraffe" }], cal), ["giraffe"], "a class the training photos never showed keeps the plain rule");
+  assert.deepEqual(plan([horse(0.4), dog(0.3)], cal, 11), ["horse", "dog"], "so does one they showed too seldom at that score (minDetections)");
 });
