@@ -3,7 +3,9 @@
  * several users of the studio) go through the encoder as one batch. The encoder's convolutions use
  * both cores better on several photos than on one: on this 2-core machine the ONNX encoder with
  * its detection head ran 43-45 photos/s one at a time and 55-62 at 4 to 8 (scratch timing, the
- * batch sizes taking turns). A lone photo waits for nothing but this turn of the event loop.
+ * batch sizes taking turns). A lone photo waits for nothing but this turn of the event loop. A
+ * photo in a shared pass gets its features later than alone, and onnxruntime keeps the larger
+ * pass's buffers: worth it for a folder, not for a server (LoadOptions.encoderBatch).
  */
 import type { Encoder, Head } from "./encoder.ts";
 import { tf } from "./tf.ts";

@@ -64,7 +64,10 @@ export interface LoadOptions {
   decoderWeights?: "int8" | "float32";
   /**
    * At most this many photos that concurrent calls want encoded at the same moment go through the
-   * encoder together (model/encode-batcher.ts). Default 8; 1: each photo alone.
+   * encoder together (model/encode-batcher.ts). Default 1, each photo alone: for a server, where a
+   * shared pass delays the first words and grows onnxruntime's memory (bench/server-soak.ts: median
+   * latency 395 / 465 ms and RSS 391 / 381 MiB batched at 2 against 349 ms and 344 MiB alone). The
+   * `caption` CLI passes 8: folders want throughput (bench/folder.ts).
    */
   encoderBatch?: number;
 }
@@ -170,7 +173,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     throw new Error(`encoder ${encoder.spec.name} gives ${encoder.grid.join("x")}x${encoder.channels} but the decoder was trained on ${config.grid.join("x")}x${config.featureDim}`);
   }
   const defaults = { ...DECODE_DEFAULTS, maxLen: config.maxLen, ...opts.defaults };
-  const batched = encodeBatcher(encoder, opts.encoderBatch ?? 8);
+  const batched = encodeBatcher(encoder, opts.encoderBatch ?? 1);
   const repeatable = new Set(vocab.words.flatMap((w, i) => (FUNCTION_WORDS.has(w) ? [i] : [])));
   const grounding = { ...GROUNDING_DEFAULTS, ...opts.grounding };
   const prior = loadLanguagePrior(modelDir, vocab.size);

@@ -58,11 +58,11 @@ test("photos asked for together share encoder passes (at most the batch size eac
   }
 });
 
-// The captioner's own batcher (encoderBatch 8) against one that encodes each photo alone: slicing a
-// batch's features and heads back to their photos must not mix them up.
+// A captioner that batches its photos (encoderBatch 8, as the CLI's) against the default, which encodes
+// each alone: slicing a batch's features and heads back to their photos must not mix them up.
 test("concurrent captions, whose photos the captioner encodes together, come out as captioned one at a time", { skip }, async () => {
-  const captioner = await loadCaptioner();
-  const alone = await loadCaptioner({ encoderBatch: 1 });
+  const captioner = await loadCaptioner({ encoderBatch: 8 });
+  const alone = await loadCaptioner();
   try {
     const files = photos();
     const one: string[] = [];
