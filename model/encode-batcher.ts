@@ -1,6 +1,6 @@
 /**
- * Photos that concurrent captions want encoded at the same moment (a folder captioned 8 at a time,
- * several users of the studio) go through the encoder as one batch. The encoder's convolutions use
+ * Photos that concurrent captions want encoded at the same moment (a folder that the CLI captions 8
+ * at a time) go through the encoder as one batch. The encoder's convolutions use
  * both cores better on several photos than on one: on this 2-core machine the ONNX encoder with
  * its detection head ran 43-45 photos/s one at a time and 55-62 at 4 to 8 (scratch timing, the
  * batch sizes taking turns). A lone photo waits for nothing but this turn of the event loop. A

@@ -78,8 +78,8 @@ export const GROUNDING_DEFAULTS: GroundingSettings = {
   familiarRank: 0,
   familiarVeto: 1,
   trustOwn: -0.7,
-  priorWeight: 0.3,
-  minPrecision: 0.14,
+  priorWeight: 0.15,
+  minPrecision: 0.12,
   precisionPrior: 10,
   minDetections: 0,
 };
