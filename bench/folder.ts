@@ -4,7 +4,7 @@
  * detection head, on photos already decoded to pixels: the most a captioner built on it could do).
  * The CLI runs as a child process, as a user would run it; its photos/s (printed on its last
  * progress line) counts from its first photo to its last, model loading left out.
- * Each concurrency above 1 runs twice, taking turns: photos through the encoder one at a time
+ * Each concurrency above 1 runs twice, one after the other: photos through the encoder one at a time
  * (`--batch 1`) and batched (the default), so the batching's gain comes from the same run.
  *   npx tsx bench/folder.ts [--n=200] [--concurrency=1,4,8] [--batch=8]
  */

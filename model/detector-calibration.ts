@@ -76,17 +76,17 @@ export function countDetections(photos: readonly { detections: readonly Detected
 
 /**
  * The share of such detections that were right on the training photos, smoothed toward all
- * classes' share at that score with `priorWeight` pseudo-photos. Infinity for a class never
+ * classes' share at that score with `pseudoPhotos` pseudo-photos. Infinity for a class never
  * detected there, or detected at that score on fewer than `minDetections` photos (too little
  * evidence: the caller keeps its plain score rule); NaN below the first bin.
  */
-export function calibratedPrecision(cal: DetectorCalibration, label: string, score: number, priorWeight: number, minDetections = 0): number {
+export function calibratedPrecision(cal: DetectorCalibration, label: string, score: number, pseudoPhotos: number, minDetections = 0): number {
   const b = binOf(cal.bins, score);
   if (b < 0) return NaN;
   const c = cal.classes[label];
   if (!c || c.detected[b] < minDetections) return Infinity;
   const prior = cal.all.named[b] / Math.max(1, cal.all.detected[b]);
-  return (c.named[b] + priorWeight * prior) / (c.detected[b] + priorWeight);
+  return (c.named[b] + pseudoPhotos * prior) / (c.detected[b] + pseudoPhotos);
 }
 
 /** detector-calibration.json in a model folder, or null when it has none. */

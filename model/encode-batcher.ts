@@ -19,23 +19,27 @@ export interface Encoded {
 
 interface Pending {
   pixels: Uint8Array;
+  signal?: AbortSignal;
   resolve(r: Encoded): void;
   reject(e: unknown): void;
 }
 
-/** Photo i's slice of heads computed for a batch. */
+/** Photo i's slice of heads computed for a batch: a copy, so a photo does not keep the whole batch's buffers alive. */
 function headsOf(heads: Record<string, Head>, i: number): Record<string, Head> {
   return Object.fromEntries(
     Object.entries(heads).map(([name, { data, shape }]) => {
       const per = shape[1] * shape[2] * shape[3];
-      return [name, { data: data.subarray(i * per, (i + 1) * per), shape: [1, shape[1], shape[2], shape[3]] }];
+      return [name, { data: data.slice(i * per, (i + 1) * per), shape: [1, shape[1], shape[2], shape[3]] }];
     }),
   );
 }
 
 export interface EncodeBatcher {
-  /** One photo's features and heads, from a pass shared with the photos asked for alongside it. */
-  encode(pixels: Uint8Array): Promise<Encoded>;
+  /**
+   * One photo's features and heads, from a pass shared with the photos asked for alongside it. A
+   * photo whose signal has aborted by the time its pass starts is dropped from it (the promise rejects).
+   */
+  encode(pixels: Uint8Array, signal?: AbortSignal): Promise<Encoded>;
   /** Photos encoded so far, and the encoder passes that ran them (fewer when photos were batched). */
   counts(): { photos: number; calls: number };
 }
@@ -52,31 +56,37 @@ export function encodeBatcher(encoder: Encoder, maxBatch = 8): EncodeBatcher {
     // Wait for this turn of the event loop: photos whose decoding finished in it join the batch.
     setImmediate(flush);
   };
+  /** One encoder pass over `batch`; each caller gets its own photo's part. */
+  async function pass(batch: Pending[]) {
+    const { feats, heads } = await encoder.encodeWithHeads(batch.map((p) => p.pixels));
+    photos += batch.length;
+    calls++;
+    if (batch.length === 1) return batch[0].resolve({ feats, heads });
+    const parts = tf.split(feats, batch.length, 0) as tf.Tensor3D[];
+    feats.dispose();
+    batch.forEach((p, i) => p.resolve({ feats: parts[i], heads: headsOf(heads, i) }));
+  }
   async function flush() {
+    // Photos whose caller gave up while they waited take no place in the pass.
+    for (const p of queue) if (p.signal?.aborted) p.reject(p.signal.reason);
+    queue = queue.filter((p) => !p.signal?.aborted);
     const batch = queue.slice(0, maxBatch);
     queue = queue.slice(batch.length);
     try {
-      const { feats, heads } = await encoder.encodeWithHeads(batch.map((p) => p.pixels));
-      photos += batch.length;
-      calls++;
-      if (batch.length === 1) {
-        batch[0].resolve({ feats, heads });
-      } else {
-        const parts = tf.split(feats, batch.length, 0) as tf.Tensor3D[];
-        feats.dispose();
-        batch.forEach((p, i) => p.resolve({ feats: parts[i], heads: headsOf(heads, i) }));
-      }
+      if (batch.length) await pass(batch);
     } catch (e) {
-      for (const p of batch) p.reject(e);
+      // One photo must not fail the others: a failed shared pass is run again photo by photo.
+      if (batch.length === 1) batch[0].reject(e);
+      else for (const p of batch) await pass([p]).catch((e1: unknown) => p.reject(e1));
     } finally {
       busy = false;
       if (queue.length) schedule();
     }
   }
   return {
-    encode: (pixels) =>
+    encode: (pixels, signal) =>
       new Promise<Encoded>((resolve, reject) => {
-        queue.push({ pixels, resolve, reject });
+        queue.push({ pixels, signal, resolve, reject });
         schedule();
       }),
     counts: () => ({ photos, calls }),

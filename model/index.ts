@@ -67,7 +67,8 @@ export interface LoadOptions {
    * encoder together (model/encode-batcher.ts). Default 1, each photo alone: for a server, where a
    * shared pass delays the first words and grows onnxruntime's memory (bench/server-soak.ts: median
    * latency 395 / 465 ms and RSS 391 / 381 MiB batched at 2 against 349 ms and 344 MiB alone). The
-   * `caption` CLI passes 8: folders want throughput (bench/folder.ts).
+   * `caption` CLI passes 8: folders want throughput (bench/folder.ts). At 1, concurrent photos still
+   * take turns through the same queue, one pass each, as onnxruntime would run them anyway.
    */
   encoderBatch?: number;
 }
@@ -160,6 +161,8 @@ async function stepDecoders(config: DecoderConfig, members: Record<string, Named
 }
 
 export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> {
+  // Checked before anything is loaded: a bad option must not leave native sessions behind.
+  if (opts.encoderBatch !== undefined && (!Number.isInteger(opts.encoderBatch) || opts.encoderBatch < 1)) throw new RangeError(`encoderBatch must be a positive integer, got ${opts.encoderBatch}`);
   const modelDir = opts.modelDir ?? DEFAULT_MODEL_DIR;
   const cardFile = path.join(modelDir, "model-card.json");
   await initBackend();
@@ -203,7 +206,7 @@ export async function loadCaptioner(opts: LoadOptions = {}): Promise<Captioner> 
     const details = o.details ?? true;
     const pixels = await toRgbSquare(image, encoder.spec.inputSize, { pixelLimit: o.pixelLimit });
     o.signal?.throwIfAborted();
-    const { feats, heads } = await batched.encode(pixels);
+    const { feats, heads } = await batched.encode(pixels, o.signal);
     // A decoder with tags reads the head's class scores whether or not objects are shown or grounded.
     if (config.tags && !heads.keypoints) {
       feats.dispose();

@@ -101,4 +101,5 @@ test("usage errors exit 2 with a readable message", () => {
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /^caption: .+\nusage: caption/);
   }
+  assert.match(cli("--batch", "0", "x.jpg").stderr, /--batch must be an integer from 1 to 64/);
 });

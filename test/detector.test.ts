@@ -119,6 +119,7 @@ test("calibration: detections are counted against the references; grounding leav
   const plan = (d: typeof photos[number]["detections"], calibration: typeof cal | null, minDetections = 0) =>
     groundingPlan(d, vocab, classes, new Set(), { ...GROUNDING_DEFAULTS, minPrecision: 0.2, precisionPrior: 2, minDetections }, calibration).constraints.map((c) => c.label);
   assert.deepEqual(plan([horse(0.4)], null), ["horse"], "without a calibration the score alone decides");
+  assert.deepEqual(plan([horse(0.5), dog(0.4), { ...horse(0.3), label: "giraffe" }], null), ["horse", "dog"], "the two most confident names are required (GROUNDING_DEFAULTS.constraints)");
   assert.deepEqual(plan([horse(0.4)], cal), [], "a kind of detection that was never right is left out");
   assert.deepEqual(plan([horse(0.4), dog(0.3)], cal), ["dog"]);
   assert.deepEqual(plan([{ ...horse(0.4), label: "giraffe" }], cal), ["giraffe"], "a class the training photos never showed keeps the plain rule");

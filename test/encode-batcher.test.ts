@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { encodeBatcher } from "../model/encode-batcher.ts";
+import { encodeBatcher, type Encoded } from "../model/encode-batcher.ts";
 import { encoderSpec, loadEncoder } from "../model/encoder.ts";
 import { toRgbSquare } from "../model/image.ts";
 import { loadCaptioner, loadDecoder, DEFAULT_MODEL_DIR } from "../model/index.ts";
+import { tf } from "../model/tf.ts";
 import { flickr8kDir } from "../notebooks-port/lib/flickr8k.ts";
 
 const DATA = flickr8kDir();
@@ -28,39 +29,55 @@ test("photos asked for together share encoder passes (at most the batch size eac
   const encoder = await loadEncoder(encoderSpec(config.encoder), "onnx", { heads: true });
   try {
     const pixels = await Promise.all(photos().map((f) => toRgbSquare(f, encoder.spec.inputSize)));
-    const alone = [];
+    const alone: { feats: Float32Array; shape: number[]; heads: Encoded["heads"] }[] = [];
     for (const px of pixels) {
       const { feats, heads } = await encoder.encodeWithHeads([px]);
-      alone.push({ feats: (await feats.data()) as Float32Array, shape: feats.shape, keypoints: heads.keypoints });
+      alone.push({ feats: (await feats.data()) as Float32Array, shape: feats.shape, heads });
       feats.dispose();
     }
+    const same = async (r: Encoded, i: number, what: string) => {
+      assert.deepEqual(r.feats.shape, alone[i].shape);
+      assert.ok(maxDiff((await r.feats.data()) as Float32Array, alone[i].feats) < 1e-4, `${what}: features`);
+      for (const name of ["keypoints", "wh"]) {
+        assert.deepEqual(r.heads[name].shape, alone[i].heads[name].shape, `${what}: ${name}`);
+        assert.ok(maxDiff(r.heads[name].data, alone[i].heads[name].data) < 1e-4, `${what}: ${name}`);
+      }
+      r.feats.dispose();
+    };
+    const tensors = tf.memory().numTensors;
     const batcher = encodeBatcher(encoder, 3);
     const together = await Promise.all(pixels.map((px) => batcher.encode(px)));
     assert.deepEqual(batcher.counts(), { photos: 5, calls: 2 }, "5 photos in passes of 3 and 2");
-    for (const [i, r] of together.entries()) {
-      assert.deepEqual(r.feats.shape, alone[i].shape);
-      assert.ok(maxDiff((await r.feats.data()) as Float32Array, alone[i].feats) < 1e-4, `photo ${i}: features`);
-      assert.deepEqual(r.heads.keypoints.shape, alone[i].keypoints.shape);
-      assert.ok(maxDiff(r.heads.keypoints.data, alone[i].keypoints.data) < 1e-4, `photo ${i}: detection heatmap`);
-      r.feats.dispose();
-    }
-    // A bad photo fails its own pass's callers, with the encoder's error; the next pass works.
+    for (const [i, r] of together.entries()) await same(r, i, `photo ${i}`);
+    assert.equal(tf.memory().numTensors, tensors, "the batch's own tensors are freed");
+
+    // A bad photo fails alone: its pass is run again photo by photo, and its neighbour gets its features.
     const bad = batcher.encode(new Uint8Array(10));
     const good = batcher.encode(pixels[0]);
     await assert.rejects(bad, /encoder expects 256x256x3 pixels/);
-    await assert.rejects(good, /encoder expects 256x256x3 pixels/);
-    const after = await batcher.encode(pixels[1]);
-    assert.ok(maxDiff((await after.feats.data()) as Float32Array, alone[1].feats) < 1e-4);
-    after.feats.dispose();
+    await same(await good, 0, "the bad photo's neighbour");
+
+    // A photo whose caller gave up while it waited takes no place in the pass.
+    const before = batcher.counts();
+    const gone = new AbortController();
+    const dropped = batcher.encode(pixels[1], gone.signal);
+    const kept = batcher.encode(pixels[2]);
+    gone.abort();
+    await assert.rejects(dropped, { name: "AbortError" });
+    await same(await kept, 2, "the photo after an aborted one");
+    assert.deepEqual(batcher.counts(), { photos: before.photos + 1, calls: before.calls + 1 });
+    assert.equal(tf.memory().numTensors, tensors);
     assert.throws(() => encodeBatcher(encoder, 0), /positive integer/);
   } finally {
     encoder.dispose();
   }
 });
 
-// A captioner that batches its photos (encoderBatch 8, as the CLI's) against the default, which encodes
-// each alone: slicing a batch's features and heads back to their photos must not mix them up.
-test("concurrent captions, whose photos the captioner encodes together, come out as captioned one at a time", { skip }, async () => {
+// A captioner that may batch its photos (encoderBatch 8, as the CLI's) against the default, which encodes
+// each alone. Whether photos share a pass here depends on when their decodes end; the test above is
+// the one that makes them.
+test("concurrent captions with encoderBatch 8 come out as captioned one at a time; a bad encoderBatch is refused before loading", { skip }, async () => {
+  await assert.rejects(loadCaptioner({ encoderBatch: 0 }), /encoderBatch must be a positive integer/);
   const captioner = await loadCaptioner({ encoderBatch: 8 });
   const alone = await loadCaptioner();
   try {
