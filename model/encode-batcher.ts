@@ -7,6 +7,7 @@
  * photo in a shared pass gets its features later than alone, and onnxruntime keeps the larger
  * pass's buffers: worth it for a folder, not for a server (LoadOptions.encoderBatch).
  */
+import { flushEachTurn } from "./each-turn.ts";
 import type { Encoder, Head } from "./encoder.ts";
 import { tf } from "./tf.ts";
 
@@ -49,13 +50,8 @@ export function encodeBatcher(encoder: Encoder, maxBatch = 8): EncodeBatcher {
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`the encoder's batch must be a positive integer, got ${maxBatch}`);
   let queue: Pending[] = [];
   let photos = 0, calls = 0;
-  let busy = false; // a flush is scheduled or running: photos asked for meanwhile wait for the next one
-  const schedule = () => {
-    if (busy) return;
-    busy = true;
-    // Wait for this turn of the event loop: photos whose decoding finished in it join the batch.
-    setImmediate(flush);
-  };
+  // Photos whose decoding finished in the same turn of the event loop share a pass.
+  const schedule = flushEachTurn(flush, () => queue.length > 0);
   /** One encoder pass over `batch`; each caller gets its own photo's part. */
   async function pass(batch: Pending[]) {
     const { feats, heads } = await encoder.encodeWithHeads(batch.map((p) => p.pixels));
@@ -78,9 +74,6 @@ export function encodeBatcher(encoder: Encoder, maxBatch = 8): EncodeBatcher {
       // One photo must not fail the others: a failed shared pass is run again photo by photo.
       if (batch.length === 1) batch[0].reject(e);
       else for (const p of batch) await pass([p]).catch((e1: unknown) => p.reject(e1));
-    } finally {
-      busy = false;
-      if (queue.length) schedule();
     }
   }
   return {

@@ -14,6 +14,7 @@
  * ask for into one call. bench/caption.ts and bench/folder.ts have the figures.
  */
 import type { DecoderConfig } from "./config.ts";
+import { flushEachTurn } from "./each-turn.ts";
 import { INT32, modelProto, nodeProto, tensorProto, valueInfo, type Attr, type Pb } from "./onnx-proto.ts";
 import { importOnnxRuntime } from "./onnxruntime.ts";
 import type { DecoderRun, StepDecoder } from "./step-decoder.ts";
@@ -230,13 +231,8 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
 
   let queue: Pending[] = [];
   let steps = 0, calls = 0;
-  let busy = false; // a flush is scheduled or running: steps asked for meanwhile wait for the next one
-  const schedule = () => {
-    if (busy) return;
-    busy = true;
-    // Wait for this turn of the event loop: concurrent searches ask for their steps in it.
-    setImmediate(flush);
-  };
+  // Concurrent searches ask for their steps in the same turn of the event loop: one call serves them.
+  const schedule = flushEachTurn(flush, () => queue.length > 0);
   // Per-row copies of the images' features, keys and class-score inputs for a batch of several images; kept while the
   // same runs with the same rows keep stepping together (most steps of a folder's batch).
   let rowInputs: { runs: Run[]; rows: number[]; feats: Tensor; image: Tensor[] } | null = null;
@@ -303,9 +299,6 @@ export async function onnxDecoder(members: readonly Record<string, NamedArray>[]
       }
     } catch (e) {
       for (const p of batch) p.reject(e);
-    } finally {
-      busy = false;
-      if (queue.length) schedule();
     }
   }
 
